@@ -1,0 +1,257 @@
+"""Typed configuration read from `pipelines/*.yaml`.
+
+Every choice a run makes is a field here, so a run is fully described by its pipeline file
+plus `key=value` overrides, and MLflow logs the flattened config as the run's params. Loading
+is strict: an unknown key, a wrong type or an impossible value fails before any work starts,
+with a message naming the dotted key (for example `model.depth`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A pipeline or search-space file that cannot describe a valid run."""
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """The built-in KiDS-like mock survey, generated on first use and cached."""
+
+    n_galaxies: int = 20000
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the dataset directory is; `source: mock` builds it there when it is missing."""
+
+    source: Literal["mock", "directory"] = "mock"
+    path: str = "data/mock-20k"
+    mock: MockConfig = field(default_factory=MockConfig)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Random train/validation/test assignment (paper 3.2: 70/15/15)."""
+
+    seed: int = 42
+    train: float = 0.70
+    val: float = 0.15
+    test: float = 0.15
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Image and magnitude preprocessing; travels inside the logged model.
+
+    NaN magnitudes (KiDS 99/-99 sentinels, undetected bands) are replaced by the training
+    split's median of that band before standardisation: the scaler is then fitted on finite
+    values only and an undetected band maps to 0 in standardised units, the least
+    informative value the network can see.
+    """
+
+    cutout: int = 36
+    augment: bool = True
+    shift_fraction: float = 0.05
+    flips: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The Hybrid-z network (paper fig. 2; defaults from the authors' released code)."""
+
+    depth: int = 4
+    stem_filters: tuple[int, ...] = (64, 64, 192)
+    inception_filters: tuple[int, ...] = (64, 96, 128, 16, 32, 32)
+    width: float = 1.0
+    mag_units: tuple[int, ...] = (512, 256, 128, 64)
+    mag_dropout: float = 0.2
+    head_units: tuple[int, ...] = (512, 128, 32)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings (paper: Adam 1e-4, Huber delta 1e-3, early stopping)."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    huber_delta: float = 1e-3
+    patience: int = 5
+    seed: int = 42
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    chunk_size: int = 2048
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Magnitude-only baselines trained on the same split in the same run."""
+
+    mlp: bool = True
+    knn: bool = True
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One training run, as read from a pipeline YAML file."""
+
+    name: str = "mock"
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def validate(self, stored_size: int | None = None) -> None:
+        """Reject impossible values; `stored_size` checks the cutout against the data."""
+        checks = [
+            ("model.depth", 3 <= self.model.depth <= 5, "must be 3, 4 or 5 Inception modules"),
+            ("model.width", self.model.width > 0, "must be > 0"),
+            ("model.mag_dropout", 0 <= self.model.mag_dropout < 1, "must be in [0, 1)"),
+            ("model.inception_filters", len(self.model.inception_filters) == 6,
+             "needs 6 filter counts (1x1, 3x3-reduce, 3x3, 5x5-reduce, 5x5, pool-proj)"),
+            ("model.stem_filters", len(self.model.stem_filters) == 3, "needs 3 filter counts"),
+            ("model.head_units", len(self.model.head_units) == 3, "needs 3 dense layers (paper)"),
+            ("preprocess.cutout", 8 <= self.preprocess.cutout, "must be at least 8 px"),
+            ("preprocess.shift_fraction", 0 <= self.preprocess.shift_fraction < 0.5,
+             "must be in [0, 0.5)"),
+            ("training.huber_delta", self.training.huber_delta > 0, "must be > 0"),
+            ("training.learning_rate", self.training.learning_rate > 0, "must be > 0"),
+            ("training.epochs", self.training.epochs >= 1, "must be >= 1"),
+            ("training.batch_size", self.training.batch_size >= 1, "must be >= 1"),
+            ("training.patience", self.training.patience >= 0, "must be >= 0"),
+            ("training.chunk_size", self.training.chunk_size >= 1, "must be >= 1"),
+            ("data.mock.n_galaxies", self.data.mock.n_galaxies >= 10, "must be >= 10"),
+            ("split", abs(self.split.train + self.split.val + self.split.test - 1) < 1e-9
+             and min(self.split.train, self.split.val, self.split.test) > 0,
+             "fractions train, val, test must be positive and sum to 1"),
+        ]
+        for units_key in ("stem_filters", "inception_filters", "mag_units", "head_units"):
+            units = getattr(self.model, units_key)
+            checks.append((f"model.{units_key}", all(u >= 1 for u in units), "must all be >= 1"))
+        if stored_size is not None:
+            checks.append(("preprocess.cutout", self.preprocess.cutout <= stored_size,
+                           f"is larger than the stored {stored_size} px images"))
+        for key, ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{key} = {_lookup(self, key)!r}: {message}")
+
+
+def _lookup(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against the type hint `hint`, converting lists to tuples."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(hint, value, prefix=f"{key}.")
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{key} = {value!r}: must be one of {list(typing.get_args(hint))}")
+        return value
+    if origin is tuple:
+        item_hint = typing.get_args(hint)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} = {value!r}: expected a list")
+        return tuple(_coerce(v, item_hint, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        return _coerce(value, hint, key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (not isinstance(value, hint) or
+                                            (hint is int and isinstance(value, bool))):
+        raise ConfigError(f"{key} = {value!r}: expected {hint.__name__}")
+    return value
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, rejecting unknown keys by their dotted name."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
+    return cls(**{k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()})
+
+
+def to_dict(config: Any) -> dict:
+    """The config as plain YAML-able data (tuples become lists)."""
+    return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(config))))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def flatten(config: Any) -> dict[str, Any]:
+    """Dotted-key params for MLflow: `{"model.depth": 4, "training.learning_rate": 1e-4, ...}`."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(to_dict(config), "")
+    return flat
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to a config mapping."""
+    data = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value")
+        dotted, raw = item.split("=", 1)
+        node = data
+        *parents, leaf = dotted.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return data
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Read, override and validate a pipeline file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pipeline file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        config = from_dict(PipelineConfig, apply_overrides(data, overrides or []))
+        config.validate()
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return config
