@@ -177,6 +177,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return _coerce(value, hint, key)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads `3e-4` (no dot) as a string; accept it as the number it spells.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key} = {value!r}: expected float") from None
     if hint in (int, float, str, bool) and (not isinstance(value, hint) or
                                             (hint is int and isinstance(value, bool))):
         raise ConfigError(f"{key} = {value!r}: expected {hint.__name__}")

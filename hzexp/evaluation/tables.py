@@ -1,0 +1,144 @@
+"""Per-sample photo-z statistics: the paper's Table 1 and the flat dict logged as metrics.
+
+Both views select the same subsamples (all, clean = not masked, red, blue) from a frame of
+test galaxies, so the table a user reads and the metrics runs are compared on cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hzexp.evaluation._checks import finite_1d, same_length
+from hzexp.evaluation.metrics import point_metrics
+
+REQUIRED_COLUMNS = ("z_spec", "masked", "galaxy_type", "mag_r_auto")
+#: r_auto bin edges (mag): KiDS-Bright is flux-limited at r < 20.
+DEFAULT_R_EDGES = tuple(np.round(np.arange(14.0, 20.01, 0.5), 2))
+#: z_phot bin edges: the Hybrid-z sigmoid output lies in (0, 1).
+DEFAULT_ZPHOT_EDGES = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))
+#: Metric keys logged per subsample (DESIGN.md "final test metrics").
+LOGGED_KEYS = ("bias_mean", "dz_mean", "sigma_dz", "smad_dz", "outlier_frac", "r2")
+TABLE_COLUMNS = (
+    "sample",
+    "method",
+    "size",
+    "mean_z_spec",
+    "mean_z_phot",
+    "mean_dz",
+    "mean_Dz",
+    "sigma_Dz",
+    "smad_Dz",
+    "outlier_frac",
+)
+
+
+def _check_frame(frame: pd.DataFrame, z_phots: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate the frame's columns and return each z_phot as a float array aligned with it."""
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise ValueError(f"frame is missing required column(s): {', '.join(missing)}")
+    arrays = {}
+    for label, z_phot in z_phots.items():
+        array = finite_1d(z_phot, f"z_phot of {label!r}")
+        same_length(frame=frame, **{f"z_phot of {label!r}": array})
+        arrays[label] = array
+    return arrays
+
+
+def _subsamples(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean selections of the paper's four samples; a null galaxy_type is neither colour."""
+    galaxy_type = frame["galaxy_type"]
+    return {
+        "all": np.ones(len(frame), dtype=bool),
+        "clean": ~frame["masked"].to_numpy(dtype=bool),
+        "red": galaxy_type.eq("red").fillna(False).to_numpy(dtype=bool),
+        "blue": galaxy_type.eq("blue").fillna(False).to_numpy(dtype=bool),
+    }
+
+
+def _bins(values: np.ndarray, edges: Sequence[float], name: str, decimals: int):
+    """(label, selection) for each half-open bin [lo, hi) of `values`."""
+    return [
+        (f"{name} in [{lo:.{decimals}f}, {hi:.{decimals}f})", (values >= lo) & (values < hi))
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
+
+
+def _table_row(sample: str, method: str, z_spec: np.ndarray, z_phot: np.ndarray) -> dict:
+    stats = point_metrics(z_spec, z_phot)
+    return {
+        "sample": sample,
+        "method": method,
+        "size": stats["n"],
+        "mean_z_spec": float(z_spec.mean()),
+        "mean_z_phot": float(z_phot.mean()),
+        "mean_dz": stats["bias_mean"],
+        "mean_Dz": stats["dz_mean"],
+        "sigma_Dz": stats["sigma_dz"],
+        "smad_Dz": stats["smad_dz"],
+        "outlier_frac": stats["outlier_frac"],
+    }
+
+
+def photoz_table(
+    frame: pd.DataFrame,
+    methods: Mapping[str, np.ndarray],
+    r_edges: Sequence[float] = DEFAULT_R_EDGES,
+    zphot_edges: Sequence[float] = DEFAULT_ZPHOT_EDGES,
+) -> pd.DataFrame:
+    """Table 1 of the paper, extended with bins of r_auto and of z_phot.
+
+    `frame` holds the test galaxies (columns `z_spec`, `masked`, `galaxy_type`,
+    `mag_r_auto`); `methods` maps a method label to its z_phot array aligned with `frame`.
+    One block of rows per sample, one row per method within a block, in this order:
+    all, clean, red, blue, "r in [lo, hi)" bins of `mag_r_auto`, "z_phot in [lo, hi)" bins
+    (of each method's own z_phot, so sizes differ between methods there). Bins are
+    half-open; galaxies outside all edges appear only in the first four blocks. A sample
+    with no galaxies for a method is left out rather than filled with NaN.
+    """
+    z_phots = _check_frame(frame, methods)
+    z_spec = frame["z_spec"].to_numpy(dtype=float)
+    shared_samples = list(_subsamples(frame).items()) + _bins(
+        frame["mag_r_auto"].to_numpy(dtype=float), r_edges, "r", decimals=1
+    )
+    rows = [
+        _table_row(sample, method, z_spec[selected], z_phot[selected])
+        for sample, selected in shared_samples
+        for method, z_phot in z_phots.items()
+        if selected.any()
+    ]
+    zphot_bins_by_method = {
+        method: _bins(z_phot, zphot_edges, "z_phot", decimals=2)
+        for method, z_phot in z_phots.items()
+    }
+    for index in range(len(zphot_edges) - 1):
+        for method, z_phot in z_phots.items():
+            sample, selected = zphot_bins_by_method[method][index]
+            if selected.any():
+                rows.append(_table_row(sample, method, z_spec[selected], z_phot[selected]))
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def subsample_metrics(frame: pd.DataFrame, z_phot, prefix: str = "") -> dict[str, float]:
+    """Flat metric dict for MLflow: the whole test set plus `clean_`, `red_`, `blue_` samples.
+
+    Keys are `{prefix}{sample_}{name}` with name in `bias_mean dz_mean sigma_dz smad_dz
+    outlier_frac r2 n_test` (DESIGN.md) and no sample part for the whole set, e.g.
+    `smad_dz`, `clean_smad_dz`, or with prefix="baseline_" `baseline_red_n_test`. An empty
+    subsample contributes only its `n_test` = 0, so a missing colour is visible but no
+    NaN metrics are logged.
+    """
+    z_phot = _check_frame(frame, {"z_phot": z_phot})["z_phot"]
+    z_spec = frame["z_spec"].to_numpy(dtype=float)
+    metrics: dict[str, float] = {}
+    for sample, selected in _subsamples(frame).items():
+        key_prefix = prefix if sample == "all" else f"{prefix}{sample}_"
+        n_selected = int(selected.sum())
+        metrics[f"{key_prefix}n_test"] = n_selected
+        if n_selected:
+            stats = point_metrics(z_spec[selected], z_phot[selected])
+            metrics.update({f"{key_prefix}{name}": stats[name] for name in LOGGED_KEYS})
+    return metrics

@@ -1,0 +1,33 @@
+"""The deployable model: raw dataset rows in, photo-z out.
+
+The trained core sees preprocessed tensors; the exported model puts the preprocessing
+layers in front of it so that MLflow logs one self-contained artifact and `predict` can
+never apply a different crop, normalisation or scaler than training did.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
+from hzexp.model.preprocessing import CentreCrop, MagnitudeStandardiser, MinMaxNormalise
+
+
+def export_model(core: keras.Model, cutout: int, stored_size: int, fill, mean, scale) -> keras.Model:
+    """Wrap `core` (from `build_hybrid_z`) with crop -> min-max and the NaN-filling scaler.
+
+    Inputs: `image` (stored_size, stored_size, 4) raw fluxes and `mags` (9,) raw AB
+    magnitudes (NaN allowed); output `z_phot` (N, 1). The core's weights are shared, not
+    copied. `fill, mean, scale` come from `fit_magnitude_standardiser` on the training split.
+    """
+    core_cutout = core.get_layer("image").output.shape[1]
+    if core_cutout != cutout:
+        raise ValueError(f"the core was built for {core_cutout} px cutouts, not {cutout} px")
+    if stored_size < cutout:
+        raise ValueError(f"cutout {cutout} px is larger than the stored {stored_size} px images")
+    image = keras.Input((stored_size, stored_size, len(IMAGE_BANDS)), name="image")
+    mags = keras.Input((len(MAG_BANDS),), name="mags")
+    x = MinMaxNormalise(name="minmax_normalise")(CentreCrop(cutout, name="centre_crop")(image))
+    m = MagnitudeStandardiser(fill, mean, scale, name="standardise_magnitudes")(mags)
+    z_phot = keras.layers.Identity(name="z_phot")(core([x, m]))
+    return keras.Model([image, mags], z_phot, name=f"{core.name}_export")

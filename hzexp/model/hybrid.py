@@ -1,0 +1,85 @@
+"""The Hybrid-z network: an Inception image branch and a dense magnitude branch, merged.
+
+Built as a pure function of `ModelConfig` and the cutout size, so a run (or an Optuna
+trial) is reproduced by its config alone; weight seeds are the caller's business
+(`keras.utils.set_random_seed`) and the only process-wide setting, the dtype policy, is
+set explicitly by `configure_precision`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from hzexp.config import ModelConfig, TrainingConfig
+from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
+from hzexp.model.inception import conv_relu, inception_module, scale_filters
+from hzexp.model.metrics import R2
+
+
+def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
+    """The uncompiled network on preprocessed inputs: `image` (cutout, cutout, 4) min-max
+    normalised stamps and `mags` (9,) standardised magnitudes -> `z_phot` (N, 1) in (0, 1).
+
+    Stem and module layout follow the authors' released code; every convolution pads
+    'same' so the spatial size is ceil(ceil(cutout / 3) / 2) >= 1 for any cutout.
+    `model.width` scales the Inception module filters only.
+    """
+    image = keras.Input((cutout, cutout, len(IMAGE_BANDS)), name="image")
+    mags = keras.Input((len(MAG_BANDS),), name="mags")
+
+    stem = model.stem_filters
+    x = conv_relu(image, stem[0], 7, "stem_conv7")
+    x = keras.layers.AveragePooling2D(3, padding="same", name="stem_pool_1")(x)
+    x = conv_relu(x, stem[1], 1, "stem_conv1")
+    x = conv_relu(x, stem[2], 3, "stem_conv3")
+    x = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="stem_pool_2")(x)
+    filters = scale_filters(model.inception_filters, model.width)
+    for i in range(1, model.depth + 1):
+        x = inception_module(x, filters, f"inception_{i}")
+    x = keras.layers.Flatten(name="image_flatten")(x)
+
+    m = mags
+    for i, units in enumerate(model.mag_units, start=1):
+        m = _dense_relu(m, units, f"mag_dense_{i}")
+        if i == 2:
+            m = keras.layers.BatchNormalization(name="mag_batchnorm")(m)
+            m = keras.layers.Dropout(model.mag_dropout, name="mag_dropout")(m)
+
+    h = keras.layers.Concatenate(name="merge")([x, m])
+    for i, units in enumerate(model.head_units, start=1):
+        h = _dense_relu(h, units, f"head_dense_{i}")
+    # float32 output under mixed_float16: the sigmoid saturates early in half precision.
+    z_phot = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="z_phot")(h)
+    return keras.Model([image, mags], z_phot, name="hybrid_z")
+
+
+def _dense_relu(x, units: int, name: str):
+    return keras.layers.Dense(units, activation="relu", kernel_initializer="he_normal",
+                              name=name)(x)
+
+
+def compile_hybrid_z(model: keras.Model, training: TrainingConfig) -> None:
+    """Compile in place: Adam, Huber loss (robust to catastrophic outliers), mae/mse/r2.
+
+    XLA stays off unless asked for: on the 2-core CPU it made a step ~3x slower.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=training.learning_rate),
+        loss=keras.losses.Huber(delta=training.huber_delta),
+        metrics=["mae", "mse", R2()],
+        jit_compile=training.jit_compile,
+    )
+
+
+def configure_precision(training: TrainingConfig) -> str:
+    """Set Keras' global dtype policy for the next model built; returns the policy name.
+
+    mixed_float16 only when asked for and a GPU is visible (on CPU it is slower, not
+    faster); otherwise float32, which also undoes an earlier mixed setting in the same
+    process (e.g. between search trials).
+    """
+    policy = ("mixed_float16" if training.mixed_precision
+              and tf.config.list_physical_devices("GPU") else "float32")
+    keras.config.set_dtype_policy(policy)
+    return policy

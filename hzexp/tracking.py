@@ -1,0 +1,172 @@
+"""Everything MLflow: tracking URI, runs, per-epoch metrics, tables, figures, model logging.
+
+The rest of hzexp is plain functions on arrays and configs; this module turns their results
+into the MLflow record DESIGN.md lists, so runs compare cleanly in the MLflow UI: the same
+param names (the flattened pipeline config) and metric names in every run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Schema, TensorSpec
+
+from hzexp import __version__
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "hybrid-z"
+EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2")
+MODEL_ARTIFACT = "model"
+KERAS_FILE = "hybrid_z.keras"
+
+
+def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
+    """Point MLflow at `MLFLOW_TRACKING_URI` or the project's SQLite store; returns the URI.
+
+    The file store (`./mlruns` as tracking URI) is in maintenance mode in MLflow 3; with a
+    SQLite backend the artifacts still land under `./mlruns/`.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment))
+    return uri
+
+
+def git_commit() -> str:
+    """The checkout's commit (with `-dirty` for local changes), or "unknown" outside git."""
+    try:
+        here = Path(__file__).parent
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, check=True).stdout
+        return sha + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_tags(dataset_hash: str, dataset_path: str) -> dict[str, str]:
+    """Provenance tags every run carries."""
+    return {"dataset_hash": dataset_hash, "dataset_path": dataset_path,
+            "git_commit": git_commit(), "hzexp_version": __version__}
+
+
+def start_run(run_name: str, tags: dict[str, str], nested: bool = False):
+    """An MLflow run context; it ends FAILED (not RUNNING) when the block raises."""
+    return mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_file(path: Path, artifact_dir: str) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_dir)
+
+
+def log_split(split: pd.DataFrame) -> None:
+    """The run's `object_id, split` assignment as parquet (compact at survey scale)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "split.parquet"
+        split.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="data")
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Log Keras' per-epoch metrics (`loss val_loss mae mse r2`, train and validation)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        mlflow.log_metrics({k: float(logs[k]) for k in EPOCH_METRICS if k in logs}, step=epoch)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params, lists as their string form (MLflow params are strings)."""
+    mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                       for k, v in params.items()})
+
+
+def log_frame(frame: pd.DataFrame, name: str) -> None:
+    """A table as an MLflow table (UI-comparable) and as CSV (for people and papers)."""
+    mlflow.log_table(frame, artifact_file=f"tables/{name}.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="tables")
+
+
+def log_figures(figures: dict[str, Any]) -> None:
+    """Plotly figures as standalone HTML (PNG export needs Chrome, so it is not attempted)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, figure in figures.items():
+            path = Path(tmp) / f"{name}.html"
+            figure.write_html(path, include_plotlyjs="cdn")
+            mlflow.log_artifact(str(path), artifact_path="figures")
+
+
+def model_signature(stored_size: int) -> ModelSignature:
+    """Named two-input signature on raw dataset rows: uncropped images and raw magnitudes."""
+    inputs = Schema([
+        TensorSpec(np.dtype(np.float32), (-1, stored_size, stored_size, len(IMAGE_BANDS)), "image"),
+        TensorSpec(np.dtype(np.float32), (-1, len(MAG_COLUMNS)), "mags"),
+    ])
+    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1,), "z_phot")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class HybridZPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc over the deployable Keras model (crop, normalisation and scaler inside).
+
+    A thin wrapper rather than the keras flavour, so that loading imports hzexp's custom
+    layers first, and predictions go in bounded batches whatever the request size.
+    """
+
+    batch_size = 1024
+
+    def load_context(self, context) -> None:
+        import hzexp.model.preprocessing  # noqa: F401  registers the custom layers
+
+        self.model = keras.saving.load_model(context.artifacts["keras_model"])
+
+    def predict(self, context, model_input, params=None) -> np.ndarray:
+        images = np.asarray(model_input["image"], dtype=np.float32)
+        mags = np.asarray(model_input["mags"], dtype=np.float32)
+        out = [self.model.predict_on_batch({"image": images[i:i + self.batch_size],
+                                            "mags": mags[i:i + self.batch_size]})
+               for i in range(0, len(images), self.batch_size)]
+        return np.concatenate([np.asarray(o).reshape(-1) for o in out]).astype(np.float32)
+
+
+def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
+    """Log the deployable model under the active run; returns its `runs:/` URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_path = Path(tmp) / KERAS_FILE
+        deployable.save(keras_path)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT, python_model=HybridZPyfunc(),
+            artifacts={"keras_model": str(keras_path)},
+            signature=model_signature(stored_size),
+            pip_requirements=[f"hzexp=={__version__}", f"tensorflow=={_version('tensorflow')}",
+                              f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"])
+    return info.model_uri
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def load_pyfunc(model_uri: str):
+    """Load a logged or registered Hybrid-z model (`runs:/...`, `models:/hybrid-z@champion`)."""
+    return mlflow.pyfunc.load_model(model_uri)

@@ -1,0 +1,86 @@
+"""One Hybrid-z training run on arrays and configs: split, scale, fit, predict.
+
+No MLflow or Optuna here: callers pass Keras callbacks (per-epoch logging, pruning) and get
+back everything they need to evaluate, log and register the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hzexp.config import PipelineConfig
+from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset
+from hzexp.data.splits import assign_splits
+from hzexp.data.store import Dataset
+from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
+from hzexp.model.preprocessing import export_model, fit_magnitude_standardiser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """A fitted run: the core network, the deployable model with its preprocessing, the
+    split used, the loss history and the Hybrid-z predictions on validation and test rows."""
+
+    core: keras.Model
+    deployable: keras.Model
+    assignment: dict[str, np.ndarray]
+    scaling: MagnitudeScaling
+    history: dict[str, list[float]]
+    predictions: dict[str, np.ndarray]
+    epochs_run: int
+
+
+def fit_scaling(dataset: Dataset, train_rows: np.ndarray) -> MagnitudeScaling:
+    """Magnitude statistics from the training split only (never validation or test)."""
+    return MagnitudeScaling(*fit_magnitude_standardiser(magnitudes(dataset, train_rows)))
+
+
+def predict_rows(core: keras.Model, dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
+                 scaling: MagnitudeScaling) -> np.ndarray:
+    """Core-model z_phot for catalogue rows, in the order of `rows`."""
+    batches = make_dataset(dataset, rows, config.preprocess, scaling,
+                           batch_size=max(config.training.batch_size, 256),
+                           chunk_size=config.training.chunk_size, labelled=False)
+    return core.predict(batches, verbose=0).reshape(-1).astype(np.float64)
+
+
+def train(config: PipelineConfig, dataset: Dataset,
+          callbacks: list[keras.callbacks.Callback] | None = None,
+          assignment: dict[str, np.ndarray] | None = None) -> TrainingResult:
+    """Train Hybrid-z with early stopping on validation loss (best weights restored)."""
+    config.validate(stored_size=dataset.stored_size)
+    if not dataset.labelled:
+        raise ValueError(f"{dataset.path}: training needs z_spec for every galaxy")
+    keras.utils.set_random_seed(config.training.seed)
+    configure_precision(config.training)
+    assignment = assignment or assign_splits(len(dataset), config.split)
+    scaling = fit_scaling(dataset, assignment["train"])
+    core = build_hybrid_z(config.model, config.preprocess.cutout)
+    compile_hybrid_z(core, config.training)
+
+    def batches(split: str, training: bool) -> tf.data.Dataset:
+        return make_dataset(dataset, assignment[split], config.preprocess, scaling,
+                            batch_size=config.training.batch_size,
+                            chunk_size=config.training.chunk_size,
+                            training=training, seed=config.training.seed)
+
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
+                                         restore_best_weights=True)
+    fitted = core.fit(batches("train", True), validation_data=batches("val", False),
+                      epochs=config.training.epochs, callbacks=[stop, *(callbacks or [])],
+                      verbose=2)
+    history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
+    predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)
+                   for split in ("val", "test")}
+    deployable = export_model(core, config.preprocess.cutout, dataset.stored_size,
+                              scaling.fill, scaling.mean, scaling.scale)
+    return TrainingResult(core=core, deployable=deployable, assignment=assignment,
+                          scaling=scaling, history=history, predictions=predictions,
+                          epochs_run=len(history.get("loss", [])))

@@ -1,0 +1,61 @@
+"""The exported model: raw rows in, the core's prediction out, through save and load."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from hzexp.model import (
+    centre_crop,
+    export_model,
+    fit_magnitude_standardiser,
+    minmax_normalise,
+    standardise_magnitudes,
+)
+
+STORED, CUTOUT = 48, 28
+
+
+@pytest.fixture
+def raw_rows():
+    rng = np.random.default_rng(5)
+    images = rng.lognormal(size=(6, STORED, STORED, 4)).astype(np.float32)
+    images[2] = 3.0                                            # a constant stamp
+    mags = rng.normal(21.0, 1.0, size=(6, 9)).astype(np.float32)
+    mags[0, 5:] = np.nan                                       # undetected NIR bands
+    return images, mags
+
+
+@pytest.fixture
+def exported(tiny_model, raw_rows):
+    core = tiny_model(depth=3, cutout=CUTOUT)
+    stats = fit_magnitude_standardiser(np.random.default_rng(6).normal(21.0, 1.0, size=(40, 9)))
+    return core, stats, export_model(core, CUTOUT, STORED, *stats)
+
+
+def test_export_equals_core_on_preprocessed_inputs(exported, raw_rows):
+    core, stats, model = exported
+    images, mags = raw_rows
+    expected = core.predict([minmax_normalise(centre_crop(images, CUTOUT)),
+                             standardise_magnitudes(mags, *stats)], verbose=0)
+    got = model.predict({"image": images, "mags": mags}, verbose=0)
+    assert got.shape == (6, 1) and np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    assert [t.name for t in model.inputs] == ["image", "mags"]
+    assert model.output_names == ["z_phot"]
+
+
+def test_export_survives_save_and_load(exported, raw_rows, tmp_path):
+    _, _, model = exported
+    images, mags = raw_rows
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict([images, mags], verbose=0),
+                                  model.predict([images, mags], verbose=0))
+
+
+def test_export_rejects_a_cutout_the_core_was_not_built_for(tiny_model):
+    with pytest.raises(ValueError, match="built for 20 px"):
+        export_model(tiny_model(cutout=20), 28, STORED, [0.0] * 9, [0.0] * 9, [1.0] * 9)

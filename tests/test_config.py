@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from hzexp.config import ConfigError, flatten, load_pipeline
+
+PIPELINES = Path(__file__).parents[1] / "pipelines"
+
+
+@pytest.mark.parametrize("name", ["mock", "smoke", "kids_dr4"])
+def test_shipped_pipelines_load(name):
+    config = load_pipeline(PIPELINES / f"{name}.yaml")
+    assert config.name == name
+    assert 3 <= config.model.depth <= 5
+
+
+def test_mock_pipeline_is_the_paper_setup_on_20k_galaxies():
+    config = load_pipeline(PIPELINES / "mock.yaml")
+    assert config.data.mock.n_galaxies >= 20000
+    assert config.training.huber_delta == 1e-3
+    assert (config.split.train, config.split.val, config.split.test) == (0.70, 0.15, 0.15)
+    assert config.model.inception_filters == (64, 96, 128, 16, 32, 32)
+
+
+def test_overrides_are_typed_and_flattened():
+    config = load_pipeline(PIPELINES / "smoke.yaml", ["model.depth=5", "training.learning_rate=3e-4"])
+    flat = flatten(config)
+    assert flat["model.depth"] == 5
+    assert flat["training.learning_rate"] == pytest.approx(3e-4)
+    assert flat["model.inception_filters"] == [8, 8, 8, 4, 4, 4]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.depth=7", "model.depth = 7: must be 3, 4 or 5"),
+    ("model.kernel=3", "unknown key model.kernel"),
+    ("training.huber_delta=-0.1", "training.huber_delta = -0.1: must be > 0"),
+    ("model.depth=four", "model.depth = 'four': expected int"),
+    ("preprocess.augment=7", "preprocess.augment = 7: expected bool"),
+    ("data.source=web", "data.source = 'web': must be one of"),
+    ("split.train=0.9", "split = "),
+    ("bogus=1", "unknown key bogus"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        load_pipeline(PIPELINES / "smoke.yaml", [override])
+    assert message in str(err.value)
+    assert "smoke.yaml" in str(err.value)
+
+
+def test_cutout_larger_than_stored_images_is_rejected():
+    config = load_pipeline(PIPELINES / "smoke.yaml", ["preprocess.cutout=52"])
+    with pytest.raises(ConfigError, match="preprocess.cutout = 52: is larger than the stored 48 px"):
+        config.validate(stored_size=48)
+
+
+def test_missing_pipeline_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: pipeline file not found"):
+        load_pipeline(tmp_path / "nope.yaml")
