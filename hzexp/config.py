@@ -123,6 +123,8 @@ class PipelineConfig:
              "needs 6 filter counts (1x1, 3x3-reduce, 3x3, 5x5-reduce, 5x5, pool-proj)"),
             ("model.stem_filters", len(self.model.stem_filters) == 3, "needs 3 filter counts"),
             ("model.head_units", len(self.model.head_units) == 3, "needs 3 dense layers (paper)"),
+            ("model.mag_units", len(self.model.mag_units) == 4,
+             "needs 4 dense layers (batch norm and dropout follow the second)"),
             ("preprocess.cutout", 8 <= self.preprocess.cutout, "must be at least 8 px"),
             ("preprocess.shift_fraction", 0 <= self.preprocess.shift_fraction < 0.5,
              "must be in [0, 0.5)"),

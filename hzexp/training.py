@@ -18,7 +18,8 @@ from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
-from hzexp.model.preprocessing import export_model, fit_magnitude_standardiser
+from hzexp.model.export import export_model
+from hzexp.model.preprocessing import fit_magnitude_standardiser
 
 log = logging.getLogger(__name__)
 

@@ -29,3 +29,10 @@ def same_length(**arrays: np.ndarray) -> None:
     if len(set(lengths.values())) > 1:
         described = ", ".join(f"{name}={n}" for name, n in lengths.items())
         raise ValueError(f"length mismatch: {described}")
+
+
+def require_columns(frame, columns) -> None:
+    """Raise naming every column of `columns` that `frame` lacks."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"frame is missing required column(s): {', '.join(missing)}")

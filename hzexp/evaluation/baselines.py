@@ -19,6 +19,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from hzexp.evaluation._checks import finite_1d, same_length
 from hzexp.evaluation.metrics import Dz, smad
@@ -32,16 +33,21 @@ def magnitude_features(mags) -> np.ndarray:
     Colours carry the redshift information of the SED shape; the magnitudes keep the
     brightness. A NaN magnitude gives NaN in its colours: impute before calling this.
     """
-    mags = np.asarray(mags, dtype=float)
-    if mags.ndim != 2 or mags.shape[1] != N_BANDS:
-        raise ValueError(f"mags must have shape (N, {N_BANDS}), got {mags.shape}")
+    mags = _magnitude_array(mags, "mags")
     return np.hstack([mags, mags[:, :-1] - mags[:, 1:]])
 
 
-def _check_split(mags, z, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _magnitude_array(mags, name: str) -> np.ndarray:
+    """`mags` as an (N, 9) float array; NaN is allowed (it means "not measured")."""
     mags = np.asarray(mags, dtype=float)
     if mags.ndim != 2 or mags.shape[1] != N_BANDS:
-        raise ValueError(f"{name} magnitudes must have shape (N, {N_BANDS}), got {mags.shape}")
+        raise ValueError(f"{name} must have shape (N, {N_BANDS}), got {mags.shape}")
+    return mags
+
+
+def _check_split(mags, z, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one split's magnitudes and redshifts, naming the split in any error."""
+    mags = _magnitude_array(mags, f"{name} magnitudes")
     z = finite_1d(z, f"{name} z")
     same_length(**{f"{name} magnitudes": mags, f"{name} z": z})
     return mags, z
@@ -70,15 +76,18 @@ def fit_mlp_baseline(
     z_val,
     seed: int = 0,
     hidden_layer_sizes: tuple[int, ...] = (64, 64),
-    max_epochs: int = 300,
+    max_epochs: int = 200,
     patience: int = 20,
+    min_rel_improvement: float = 1e-3,
 ) -> Pipeline:
     """ANNz2-like MLP (ReLU, adam, squared loss) with early stopping on the given validation set.
 
     sklearn's own `early_stopping` would carve a validation set out of the training data;
     instead the network is trained epoch by epoch (`partial_fit`) and the weights with the
-    lowest validation MSE are kept, stopping after `patience` epochs without improvement, as
-    Hybrid-z's training does on the same validation split. Deterministic for a given seed.
+    lowest validation MSE are kept, stopping after `patience` epochs without a relative
+    improvement of at least `min_rel_improvement`, as Hybrid-z's training does on the same
+    validation split. Deterministic for a given seed; with the defaults a fit on 14k
+    galaxies takes well under a minute on two cores even if it never stops early.
     """
     train_mags, z_train = _check_split(X_train_mags, z_train, "train")
     val_mags, z_val = _check_split(X_val_mags, z_val, "validation")
@@ -89,20 +98,23 @@ def fit_mlp_baseline(
         hidden_layer_sizes=hidden_layer_sizes,
         solver="adam",
         learning_rate_init=1e-3,
-        batch_size=128,
+        batch_size=256,
         alpha=1e-4,
         random_state=seed,
     )
     best, best_loss, epochs_since_best = None, np.inf, 0
-    for _ in range(max_epochs):
-        mlp.partial_fit(train_features, z_train)
-        val_loss = float(np.mean((mlp.predict(val_features) - z_val) ** 2))
-        if val_loss < best_loss:
-            best, best_loss, epochs_since_best = copy.deepcopy(mlp), val_loss, 0
-        else:
-            epochs_since_best += 1
-            if epochs_since_best >= patience:
-                break
+    # The matrices are tiny (batch x 64): multi-threaded BLAS only adds synchronisation,
+    # and on a busy 2-core machine made an epoch ~15x slower than one thread does.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(max_epochs):
+            mlp.partial_fit(train_features, z_train)
+            val_loss = float(np.mean((mlp.predict(val_features) - z_val) ** 2))
+            if val_loss < best_loss * (1.0 - min_rel_improvement):
+                best, best_loss, epochs_since_best = copy.deepcopy(mlp), val_loss, 0
+            else:
+                epochs_since_best += 1
+                if epochs_since_best >= patience:
+                    break
     return Pipeline([*preprocessing.steps, ("mlp", best)])
 
 

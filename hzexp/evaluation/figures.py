@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from hzexp.evaluation._checks import finite_1d, same_length
+from hzexp.evaluation._checks import finite_1d, require_columns, same_length
 from hzexp.evaluation.metrics import (
     OUTLIER_THRESHOLD,
     Dz,
@@ -186,9 +186,7 @@ def residual_panels(
     `frame` needs columns `z_spec`, `mag_r_auto`, `mag_u`, `mag_g`; galaxies without a u or
     g magnitude are left out of panel (d) only.
     """
-    missing = [c for c in ("z_spec", "mag_r_auto", "mag_u", "mag_g") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame is missing required column(s): {', '.join(missing)}")
+    require_columns(frame, ("z_spec", "mag_r_auto", "mag_u", "mag_g"))
     z_spec = frame["z_spec"].to_numpy(dtype=float)
     z_phot = finite_1d(z_phot, "z_phot")
     residuals = Dz(z_spec, z_phot)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hzexp.evaluation._checks import finite_1d, same_length
+from hzexp.evaluation._checks import finite_1d, require_columns, same_length
 from hzexp.evaluation.metrics import point_metrics
 
 REQUIRED_COLUMNS = ("z_spec", "masked", "galaxy_type", "mag_r_auto")
@@ -37,9 +37,7 @@ TABLE_COLUMNS = (
 
 def _check_frame(frame: pd.DataFrame, z_phots: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Validate the frame's columns and return each z_phot as a float array aligned with it."""
-    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-    if missing:
-        raise ValueError(f"frame is missing required column(s): {', '.join(missing)}")
+    require_columns(frame, REQUIRED_COLUMNS)
     arrays = {}
     for label, z_phot in z_phots.items():
         array = finite_1d(z_phot, f"z_phot of {label!r}")

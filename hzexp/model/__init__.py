@@ -1,11 +1,12 @@
-"""The Hybrid-z network: Inception module, hybrid builder, R2 metric, preprocessing, export.
+"""The Hybrid-z network: Inception module, builder, loss and R2 metric, preprocessing, export.
 
-Importing this package registers the custom layers and the metric with Keras
+Importing this package registers the custom layers, loss and metric with Keras
 (package "hzexp"), which `keras.models.load_model` needs to read a saved model.
 """
 
 from hzexp.model.export import export_model
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
+from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
 from hzexp.model.preprocessing import (
     CentreCrop,
@@ -18,7 +19,7 @@ from hzexp.model.preprocessing import (
 )
 
 __all__ = [
-    "CentreCrop", "MagnitudeStandardiser", "MinMaxNormalise", "R2", "build_hybrid_z",
+    "CentreCrop", "Huber", "MagnitudeStandardiser", "MinMaxNormalise", "R2", "build_hybrid_z",
     "centre_crop", "compile_hybrid_z", "configure_precision", "export_model",
     "fit_magnitude_standardiser", "minmax_normalise", "standardise_magnitudes",
 ]

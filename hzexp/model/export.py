@@ -29,5 +29,7 @@ def export_model(core: keras.Model, cutout: int, stored_size: int, fill, mean, s
     mags = keras.Input((len(MAG_BANDS),), name="mags")
     x = MinMaxNormalise(name="minmax_normalise")(CentreCrop(cutout, name="centre_crop")(image))
     m = MagnitudeStandardiser(fill, mean, scale, name="standardise_magnitudes")(mags)
-    z_phot = keras.layers.Identity(name="z_phot")(core([x, m]))
+    # A float32 identity names the output `z_phot` for signatures and keeps it float32
+    # under a mixed_float16 policy.
+    z_phot = keras.layers.Identity(dtype="float32", name="z_phot")(core([x, m]))
     return keras.Model([image, mags], z_phot, name=f"{core.name}_export")

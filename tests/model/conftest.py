@@ -14,12 +14,6 @@ TINY = ModelConfig(stem_filters=(4, 4, 8), width=0.125, mag_units=(8, 8, 8, 8),
 
 
 @pytest.fixture
-def tiny_config():
-    """A ModelConfig with the default topology but a few filters and units per layer."""
-    return TINY
-
-
-@pytest.fixture
 def tiny_model():
     """Builds a seeded tiny core: `tiny_model(depth=.., cutout=..)`."""
 

@@ -84,19 +84,42 @@ def test_build_is_a_pure_function_of_config_and_seed(tiny_model):
         np.testing.assert_array_equal(a, b)
 
 
-def test_compiled_model_fits_with_finite_loss(tiny_model):
-    model = tiny_model(depth=3, cutout=20)
-    compile_hybrid_z(model, TrainingConfig(learning_rate=1e-3))
-    x = _inputs(32, 20)
-    z = np.random.default_rng(1).random((32, 1)).astype(np.float32)
-    history = model.fit(x, z, batch_size=8, epochs=2, verbose=0)
-    assert set(history.history) == {"loss", "mae", "mse", "r2"}
-    assert all(np.isfinite(v).all() for v in history.history.values())
-
-
 def test_precision_stays_float32_without_a_gpu():
     try:
         assert configure_precision(TrainingConfig(mixed_precision=True)) == "float32"
         assert keras.config.dtype_policy().name == "float32"
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_mixed_precision_keeps_the_output_and_preprocessing_in_float32(tiny_model):
+    from hzexp.model import export_model
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        core = tiny_model(cutout=20)
+        exported = export_model(core, 20, 24, [0.0] * 9, [0.0] * 9, [1.0] * 9)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert core.get_layer("stem_conv7").compute_dtype == "float16"
+    assert core.output.dtype == exported.output.dtype == "float32"
+    assert {exported.get_layer(n).compute_dtype for n in
+            ("centre_crop", "minmax_normalise", "standardise_magnitudes")} == {"float32"}
+
+
+def test_compiled_model_fits_and_its_checkpoint_reloads_the_same_loss(tiny_model, tmp_path):
+    model = tiny_model()
+    compile_hybrid_z(model, TrainingConfig(learning_rate=1e-3, huber_delta=1e-3))
+    x, z = _inputs(32, 20), np.random.default_rng(2).random((32, 1)).astype(np.float32)
+    history = model.fit(x, z, batch_size=8, epochs=2, verbose=0)
+    assert set(history.history) == {"loss", "mae", "mse", "r2"}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+
+    # Keras 3.15's own Huber would reload with delta = 1.0 and a ~100x larger loss here.
+    model.save(tmp_path / "checkpoint.keras")
+    loaded = keras.models.load_model(tmp_path / "checkpoint.keras")
+    before = model.evaluate(x, z, verbose=0, return_dict=True)
+    after = loaded.evaluate(x, z, verbose=0, return_dict=True)
+    assert before.keys() == after.keys()
+    for key in before:
+        assert after[key] == pytest.approx(before[key], rel=1e-5)
