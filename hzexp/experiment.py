@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -56,14 +57,14 @@ class TrainingOutcome:
 def fit_baselines(config: PipelineConfig, dataset: Dataset,
                   assignment: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     """Magnitude-only baselines trained on the same training split, predicted on `rows`."""
-    fitters = {"mlp": fit_mlp_baseline, "knn": fit_knn_baseline}
+    fitters = {"mlp": partial(fit_mlp_baseline, seed=config.training.seed),
+               "knn": fit_knn_baseline}
     train_rows, val_rows = assignment["train"], assignment["val"]
     predictions = {}
     for name, fitter in fitters.items():
         if getattr(config.baselines, name):
             model = fitter(magnitudes(dataset, train_rows), redshifts(dataset, train_rows),
-                           magnitudes(dataset, val_rows), redshifts(dataset, val_rows),
-                           seed=config.training.seed)
+                           magnitudes(dataset, val_rows), redshifts(dataset, val_rows))
             predictions[name] = model.predict(magnitudes(dataset, rows)).astype(np.float64)
     return predictions
 

@@ -28,6 +28,7 @@ DEFAULT_EXPERIMENT = "hybrid-z"
 EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2")
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
+PYFUNC_ENTRY = Path(__file__).parent / "resources" / "pyfunc_model.py"
 
 
 def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
@@ -153,7 +154,7 @@ def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
         keras_path = Path(tmp) / KERAS_FILE
         deployable.save(keras_path)
         info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT, python_model=HybridZPyfunc(),
+            name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY),
             artifacts={"keras_model": str(keras_path)},
             signature=model_signature(stored_size),
             pip_requirements=[f"hzexp=={__version__}", f"tensorflow=={_version('tensorflow')}",

@@ -1,48 +1,12 @@
-"""Evaluation of photo-z models: metrics, Table-1 statistics, figures and baselines.
+"""Evaluation of photo-z models: plain functions on numpy arrays and pandas frames.
 
-Plain functions on numpy arrays and pandas frames; nothing here talks to MLflow, Optuna or
-TensorFlow, so the caller decides what gets logged where.
+- `metrics`: dz, Dz, SMAD, the point statistics of paper eqs. 3-9, Gaussian and
+  generalised-Lorentzian (eq. 10) fits to the Dz distribution
+- `tables`: the paper's Table 1 per sample / magnitude / z_phot bin, and the flat
+  per-subsample metric dict that runs log
+- `figures`: plotly versions of the paper's Figs. 3-7
+- `baselines`: magnitude-only MLP and kNN baselines on the same split
+
+Nothing here talks to MLflow, Optuna or TensorFlow. The package imports no submodule, so
+`from hzexp.evaluation.metrics import smad` does not pull in plotly or scikit-learn.
 """
-
-from hzexp.evaluation.baselines import fit_knn_baseline, fit_mlp_baseline, magnitude_features
-from hzexp.evaluation.figures import (
-    dz_histogram,
-    loss_curves,
-    nz_comparison,
-    residual_panels,
-    residuals_vs,
-    running_stat,
-    zphot_vs_zspec,
-)
-from hzexp.evaluation.metrics import (
-    Dz,
-    dz,
-    fit_dz_distribution,
-    gaussian_pdf,
-    lorentzian_pdf,
-    point_metrics,
-    smad,
-)
-from hzexp.evaluation.tables import photoz_table, subsample_metrics
-
-__all__ = [
-    "Dz",
-    "dz",
-    "dz_histogram",
-    "fit_dz_distribution",
-    "fit_knn_baseline",
-    "fit_mlp_baseline",
-    "gaussian_pdf",
-    "loss_curves",
-    "lorentzian_pdf",
-    "magnitude_features",
-    "nz_comparison",
-    "photoz_table",
-    "point_metrics",
-    "residual_panels",
-    "residuals_vs",
-    "running_stat",
-    "smad",
-    "subsample_metrics",
-    "zphot_vs_zspec",
-]

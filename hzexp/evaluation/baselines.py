@@ -98,7 +98,7 @@ def fit_mlp_baseline(
         hidden_layer_sizes=hidden_layer_sizes,
         solver="adam",
         learning_rate_init=1e-3,
-        batch_size=256,
+        batch_size=min(256, z_train.size),
         alpha=1e-4,
         random_state=seed,
     )

@@ -1,6 +1,7 @@
 """Magnitude-only baselines on a toy survey where z is a smooth function of the colours."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -114,3 +115,13 @@ def test_fitted_baseline_survives_pickling(survey, knn):
     _, _, (test_mags, _) = survey
     restored = pickle.loads(pickle.dumps(knn))
     np.testing.assert_array_equal(restored.predict(test_mags), knn.predict(test_mags))
+
+
+def test_baselines_fit_a_smoke_test_sized_split_without_warnings():
+    (train_mags, z_train), (val_mags, z_val) = _toy_survey(60, 3), _toy_survey(15, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mlp = fit_mlp_baseline(train_mags, z_train, val_mags, z_val, seed=1, max_epochs=5)
+        knn = fit_knn_baseline(train_mags, z_train, val_mags, z_val)
+    assert knn["knn"].n_neighbors <= 40
+    assert np.all(np.isfinite(mlp.predict(val_mags)))

@@ -106,6 +106,15 @@ def test_residual_panels_has_four_panels_with_units():
     _serialises(fig)
 
 
+def test_residual_panels_leaves_the_colour_panel_empty_without_u_band():
+    frame, _, z_phot, _ = _test_sample(500)
+    fig = residual_panels(frame.assign(mag_u=np.nan), z_phot)
+    assert len(fig.data) == 3 * 4
+    assert {trace.xaxis for trace in fig.data} == {"x", "x2", "x3"}
+    with pytest.raises(ValueError, match="no galaxy has both a finite x"):
+        residuals_vs(np.full(10, np.nan), np.zeros(10), "u − g [mag]")
+
+
 def test_residual_panels_needs_the_colour_columns():
     frame, _, z_phot, _ = _test_sample(100)
     with pytest.raises(ValueError, match="mag_u"):
@@ -125,6 +134,15 @@ def test_dz_histogram_overlays_both_fits_in_linear_and_log_panels():
     # histogram and fitted densities share one normalisation (unit area)
     histogram, lorentzian = fig.data[0], fig.data[3]
     assert np.max(histogram.y) == pytest.approx(np.max(lorentzian.y), rel=0.1)
+    _serialises(fig)
+
+
+def test_dz_histogram_without_a_possible_fit_still_draws_the_histograms():
+    # a smoke-test model: only 5 residuals inside the +-0.15 window, too few to fit
+    residual = np.r_[np.linspace(-0.05, 0.05, 5), np.linspace(0.3, 0.9, 30)]
+    fig = dz_histogram({"Hybrid-z": residual, "kNN": residual / 2})
+    assert len(fig.data) == 2 * 2
+    assert "no fit: only 5 of 35 Dz values" in fig.layout.title.text
     _serialises(fig)
 
 

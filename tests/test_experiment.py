@@ -1,0 +1,103 @@
+"""A tracked smoke training run end to end: MLflow record, model round trip, failures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from hzexp.cli import main
+from hzexp.config import load_pipeline
+from hzexp.data.pipeline import magnitudes
+from hzexp.data.store import Dataset
+from hzexp.experiment import tracked_training
+
+SMOKE = Path(__file__).parents[1] / "pipelines" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def tracking_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tracking")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    mp.chdir(root)  # artifacts land in ./mlruns of the test directory
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def smoke_config(tracking_dir):
+    return load_pipeline(SMOKE, [f"data.path={tracking_dir / 'mock-smoke'}"])
+
+
+@pytest.fixture(scope="module")
+def outcome(smoke_config):
+    return tracked_training(smoke_config, pipeline_file=str(SMOKE), run_name="smoke-test")
+
+
+def test_run_logs_params_metrics_tags_and_artifacts(outcome, smoke_config):
+    run = mlflow.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.depth"] == "3"
+    assert run.data.params["preprocess.cutout"] == "20"
+    metrics = run.data.metrics
+    for name in ("smad_dz", "dz_mean", "bias_mean", "sigma_dz", "outlier_frac", "r2", "n_test",
+                 "clean_smad_dz", "red_smad_dz", "blue_smad_dz", "baseline_smad_dz",
+                 "baseline_knn_smad_dz", "loss", "val_loss", "r2"):
+        assert name in metrics, name
+    assert metrics["n_test"] == 36  # 15% of 240
+    history = mlflow.MlflowClient().get_metric_history(outcome.run_id, "val_loss")
+    assert [m.step for m in history] == list(range(len(history))) and len(history) >= 1
+    dataset = Dataset.open(smoke_config.data.path)
+    assert run.data.tags["dataset_hash"] == dataset.content_hash
+    assert {"git_commit", "hzexp_version"} <= set(run.data.tags)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(outcome.run_id, "figures")}
+    assert {"figures/zphot_vs_zspec.html", "figures/residuals.html", "figures/dz_histogram.html",
+            "figures/nz.html", "figures/loss_curves.html"} <= artifacts
+    table = mlflow.load_table("tables/photoz_table_test.json", run_ids=[outcome.run_id])
+    assert {"Hybrid-z", "MLP baseline (magnitudes)"} <= set(table["method"])
+
+
+def test_logged_model_predicts_in_a_new_process_what_memory_predicted(outcome, smoke_config,
+                                                                      tracking_dir):
+    dataset = Dataset.open(smoke_config.data.path)
+    rows = outcome.result.assignment["test"]
+    images, mags = dataset.read_images(rows), magnitudes(dataset, rows)
+    mags[0, 5] = np.nan  # a missing NIR band must be handled inside the model
+    expected = outcome.result.deployable.predict({"image": images, "mags": mags}, verbose=0)
+    np.save(tracking_dir / "images.npy", images)
+    np.save(tracking_dir / "mags.npy", mags)
+    script = (
+        "import json, sys, numpy as np, mlflow\n"
+        "m = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "z = m.predict({'image': np.load('images.npy'), 'mags': np.load('mags.npy')})\n"
+        "print(json.dumps(np.asarray(z, dtype=float).ravel().tolist()))\n")
+    done = subprocess.run([sys.executable, "-c", script, outcome.model_uri], cwd=tracking_dir,
+                          capture_output=True, text=True, check=True)
+    predicted = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_array_equal(predicted.astype(np.float32), expected.ravel())
+    assert np.all((predicted > 0) & (predicted < 1))
+    # Same numbers as the test-set predictions used for the metrics (row 0 differs: NaN band).
+    np.testing.assert_allclose(predicted[1:], outcome.result.predictions["test"][1:], atol=1e-6)
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("simulated crash mid-training")
+
+
+def test_crash_mid_training_marks_the_run_failed(smoke_config):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        tracked_training(smoke_config, run_name="crash", callbacks=[_Crash()])
+    runs = mlflow.search_runs(filter_string="attributes.run_name = 'crash'", output_format="list")
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_cli_rejects_a_bad_pipeline_before_training(capsys):
+    assert main(["train", "--pipeline", str(SMOKE), "--set", "model.depth=7"]) == 2
+    err = capsys.readouterr().err
+    assert "model.depth = 7: must be 3, 4 or 5" in err and "smoke.yaml" in err
