@@ -34,6 +34,24 @@ def _train(args: argparse.Namespace) -> None:
     print(outcome.summary())
 
 
+def _search(args: argparse.Namespace) -> None:
+    from hzexp.search import run_search
+
+    outcome = run_search(args.pipeline, args.space, n_trials=args.n_trials, timeout=args.timeout,
+                         storage=args.storage, study_name=args.study,
+                         worker_index=args.worker_index,
+                         heartbeat_interval=args.heartbeat_interval,
+                         register=not args.no_register)
+    print(outcome.summary())
+
+
+def _register(args: argparse.Namespace) -> None:
+    from hzexp.search import register_finished_study
+
+    registration = register_finished_study(args.pipeline, args.space, args.study, args.storage)
+    print(registration.summary() if registration else f"study {args.study}: nothing to register")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hzexp", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -54,7 +72,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="space-separated overrides in one string (MLproject passes these)")
     train.add_argument("--run-name", default=None)
     train.set_defaults(handler=_train)
+
+    search = commands.add_parser("search", help="Optuna search with nested MLflow runs; "
+                                                "registers the best model")
+    _study_arguments(search)
+    search.add_argument("--n-trials", type=int, default=12,
+                        help="finished trials the study should hold (across all workers)")
+    search.add_argument("--timeout", type=float, default=None, help="seconds for this worker")
+    search.add_argument("--worker-index", type=int, default=0,
+                        help="distinct per parallel worker: offsets the sampler seed")
+    search.add_argument("--heartbeat-interval", type=int, default=60,
+                        help="seconds; a worker silent for two intervals has its trial retried")
+    search.add_argument("--no-register", action="store_true",
+                        help="leave the registry alone (e.g. for all but one worker)")
+    search.set_defaults(handler=_search)
+
+    register = commands.add_parser("register", help="register the best trial of a finished "
+                                                    "study as a new hybrid-z version")
+    _study_arguments(register)
+    register.set_defaults(handler=_register)
     return parser
+
+
+def _study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", default="pipelines/quick.yaml")
+    parser.add_argument("--space", default="search_spaces/quick.yaml")
+    parser.add_argument("--storage", default="sqlite:///optuna.db",
+                        help="Optuna RDB storage URL (SQLite, or postgresql+psycopg://...)")
+    parser.add_argument("--study", default=None,
+                        help="study name (default: <pipeline name>-<space name>)")
 
 
 def main(argv: list[str] | None = None) -> int:

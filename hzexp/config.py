@@ -263,3 +263,79 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipel
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     return config
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One searched pipeline key: a float or int range (optionally log) or categories."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """How the Optuna study samples and prunes."""
+
+    sampler_seed: int = 42
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = 3
+    warmup_epochs: int = 2
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A search space file: dotted pipeline keys to distributions, plus study settings."""
+
+    name: str
+    parameters: dict[str, ParameterSpec]
+    study: StudyConfig = field(default_factory=StudyConfig)
+
+
+def _check_parameter(key: str, spec: ParameterSpec) -> None:
+    if spec.type == "categorical":
+        if not spec.choices:
+            raise ConfigError(f"parameters.{key}: categorical needs a non-empty 'choices' list")
+        return
+    if spec.low is None or spec.high is None:
+        raise ConfigError(f"parameters.{key}: {spec.type} needs 'low' and 'high'")
+    if spec.low > spec.high:
+        raise ConfigError(f"parameters.{key}: low {spec.low} > high {spec.high}")
+    if spec.log and spec.low <= 0:
+        raise ConfigError(f"parameters.{key}: a log range needs low > 0, got {spec.low}")
+
+
+def load_search_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search space; errors name the file and the parameter entry."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: search space file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    try:
+        unknown = sorted(set(data) - {"name", "parameters", "study"})
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]} (known: name, parameters, study)")
+        entries = data.get("parameters") or {}
+        if not isinstance(entries, dict) or not entries:
+            raise ConfigError("parameters: expected a non-empty mapping of pipeline keys")
+        pipeline_keys = set(flatten(PipelineConfig()))
+        parameters = {}
+        for key, entry in entries.items():
+            if key not in pipeline_keys:
+                raise ConfigError(f"parameters.{key}: the pipeline has no such key")
+            if not isinstance(entry, dict):
+                raise ConfigError(f"parameters.{key}: expected a mapping with 'type'")
+            spec = from_dict(ParameterSpec, entry, prefix=f"parameters.{key}.")
+            _check_parameter(key, spec)
+            parameters[key] = spec
+        study = from_dict(StudyConfig, data.get("study") or {}, prefix="study.")
+        return SearchSpace(name=str(data.get("name", path.stem)), parameters=parameters,
+                           study=study)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -44,7 +44,8 @@ class TrainingOutcome:
     result: TrainingResult = field(repr=False)
 
     def summary(self) -> str:
-        m = self.metrics
+        p = "val_" if self.evaluated_on == "val" else ""
+        m = {k[len(p):]: v for k, v in self.metrics.items() if k.startswith(p)}
         lines = [f"run {self.run_id}  model {self.model_uri}",
                  f"{self.evaluated_on}: SMAD(Dz) {m['smad_dz']:.4f}  mean Dz {m['dz_mean']:+.5f}"
                  f"  outliers {m['outlier_frac']:.4f}  n {int(m['n_test'])}"]
@@ -73,12 +74,15 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
                      run_name: str | None = None, nested: bool = False,
                      callbacks: list[keras.callbacks.Callback] | None = None,
                      evaluate_on: str = "test", dataset: Dataset | None = None,
-                     extra_params: dict | None = None) -> TrainingOutcome:
+                     extra_params: dict | None = None,
+                     extra_tags: dict[str, str] | None = None) -> TrainingOutcome:
     """Train, evaluate and log one run; the MLflow run ends FAILED if anything raises."""
     tracking.configure_tracking()
     dataset = dataset or resolve_dataset(config.data)
     config.validate(stored_size=dataset.stored_size)
-    tags = tracking.run_tags(dataset.content_hash, str(dataset.path))
+    tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
+            "evaluated_on": evaluate_on, **(extra_tags or {})}
+    prefix = "val_" if evaluate_on == "val" else ""
     with tracking.start_run(run_name=run_name or config.name, tags=tags, nested=nested) as run:
         tracking.log_params({**flatten(config), **(extra_params or {})})
         if pipeline_file:
@@ -90,9 +94,10 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         z_phot = {HYBRID_LABEL: result.predictions[evaluate_on]}
         baselines = fit_baselines(config, dataset, result.assignment, rows)
         z_phot.update({BASELINE_LABELS[k]: v for k, v in baselines.items()})
-        metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL])
+        metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL], prefix=prefix)
         for name, predicted in baselines.items():
-            metrics.update(subsample_metrics(frame, predicted, prefix=BASELINE_PREFIXES[name]))
+            metrics.update(subsample_metrics(frame, predicted,
+                                             prefix=prefix + BASELINE_PREFIXES[name]))
         metrics["epochs_run"] = result.epochs_run
         tracking.log_metrics(metrics)
         table, figures = build_report(frame, z_phot, result.history)

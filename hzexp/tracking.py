@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "hybrid-z"
-EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2")
+EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2",
+                 "val_smad")
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
 PYFUNC_ENTRY = Path(__file__).parent / "resources" / "pyfunc_model.py"
@@ -171,3 +173,70 @@ def _version(package: str) -> str:
 def load_pyfunc(model_uri: str):
     """Load a logged or registered Hybrid-z model (`runs:/...`, `models:/hybrid-z@champion`)."""
     return mlflow.pyfunc.load_model(model_uri)
+
+
+REGISTERED_MODEL = "hybrid-z"
+CHAMPION, CHALLENGER = "champion", "challenger"
+TRIAL_STATE_TAG = "optuna.trial_state"
+
+
+def end_last_run_as(trial_state: str) -> None:
+    """Record an Optuna trial's fate on the nested run that just ended.
+
+    A pruned trial stops by exception, so MLflow ended its run FAILED; it is marked KILLED
+    instead (stopped on purpose), and every trial run carries its Optuna state as a tag.
+    """
+    run = mlflow.last_active_run()
+    if run is None:
+        return
+    client = mlflow.MlflowClient()
+    client.set_tag(run.info.run_id, TRIAL_STATE_TAG, trial_state)
+    if trial_state == "PRUNED":
+        client.set_terminated(run.info.run_id, status="KILLED")
+
+
+@dataclass
+class Registration:
+    """A registered model version and the alias it received."""
+
+    name: str
+    version: str
+    alias: str
+    val_smad_dz: float
+    test_metrics: dict[str, float]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}"
+
+    def summary(self) -> str:
+        return (f"registered {self.name} version {self.version} as @{self.alias} "
+                f"(validation SMAD {self.val_smad_dz:.4f}, test SMAD "
+                f"{self.test_metrics.get('test_smad_dz', float('nan')):.4f})")
+
+
+def _current_champion(client: mlflow.MlflowClient, name: str):
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def register_model(model_uri: str, val_smad_dz: float, dataset_hash: str, tags: dict[str, str],
+                   test_metrics: dict[str, float], name: str = REGISTERED_MODEL) -> Registration:
+    """Register `model_uri` as a new version of `name` and give it an alias.
+
+    `champion` moves to the new version when there is no champion, or when the champion
+    was selected on the same dataset (same content hash) with a worse validation SMAD.
+    Scores on different datasets are not comparable, so otherwise it becomes `challenger`.
+    """
+    client = mlflow.MlflowClient()
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    champion = _current_champion(client, name)
+    beats = champion is None or (
+        champion.tags.get("dataset_hash") == dataset_hash
+        and val_smad_dz < float(champion.tags.get("val_smad_dz", "inf")))
+    alias = CHAMPION if beats else CHALLENGER
+    client.set_registered_model_alias(name, alias, version.version)
+    return Registration(name=name, version=str(version.version), alias=alias,
+                        val_smad_dz=val_smad_dz, test_metrics=test_metrics)

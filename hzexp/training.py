@@ -14,9 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from hzexp.config import PipelineConfig
-from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset
+from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, redshifts
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
+from hzexp.evaluation.metrics import Dz, smad
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
 from hzexp.model.export import export_model
 from hzexp.model.preprocessing import fit_magnitude_standardiser
@@ -43,13 +44,38 @@ def fit_scaling(dataset: Dataset, train_rows: np.ndarray) -> MagnitudeScaling:
     return MagnitudeScaling(*fit_magnitude_standardiser(magnitudes(dataset, train_rows)))
 
 
+def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
+                       scaling: MagnitudeScaling) -> tf.data.Dataset:
+    """Unlabelled, ordered, centre-cropped batches of `rows` for prediction."""
+    return make_dataset(dataset, rows, config.preprocess, scaling,
+                        batch_size=max(config.training.batch_size, 256),
+                        chunk_size=config.training.chunk_size, labelled=False)
+
+
 def predict_rows(core: keras.Model, dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
                  scaling: MagnitudeScaling) -> np.ndarray:
     """Core-model z_phot for catalogue rows, in the order of `rows`."""
-    batches = make_dataset(dataset, rows, config.preprocess, scaling,
-                           batch_size=max(config.training.batch_size, 256),
-                           chunk_size=config.training.chunk_size, labelled=False)
+    batches = evaluation_batches(dataset, rows, config, scaling)
     return core.predict(batches, verbose=0).reshape(-1).astype(np.float64)
+
+
+class ValidationSMAD(keras.callbacks.Callback):
+    """Add `val_smad`, SMAD(Dz) on the validation split, to each epoch's logs.
+
+    Keras' validation loss cannot rank trials: its scale changes with the Huber delta being
+    searched. SMAD(Dz) on the validation split is comparable across trials, so pruning and
+    the per-epoch MLflow curves use it. Callbacks after this one in the list see the value.
+    """
+
+    def __init__(self, batches: tf.data.Dataset, z_spec: np.ndarray) -> None:
+        super().__init__()
+        self.batches = batches
+        self.z_spec = z_spec
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        z_phot = self.model.predict(self.batches, verbose=0).reshape(-1)
+        if logs is not None:
+            logs["val_smad"] = smad(Dz(self.z_spec, z_phot))
 
 
 def train(config: PipelineConfig, dataset: Dataset,
@@ -72,10 +98,13 @@ def train(config: PipelineConfig, dataset: Dataset,
                             chunk_size=config.training.chunk_size,
                             training=training, seed=config.training.seed)
 
+    val_smad = ValidationSMAD(evaluation_batches(dataset, assignment["val"], config, scaling),
+                              redshifts(dataset, assignment["val"]).astype(np.float64))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
                                          restore_best_weights=True)
     fitted = core.fit(batches("train", True), validation_data=batches("val", False),
-                      epochs=config.training.epochs, callbacks=[stop, *(callbacks or [])],
+                      epochs=config.training.epochs,
+                      callbacks=[val_smad, stop, *(callbacks or [])],
                       verbose=2)
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)

@@ -1,0 +1,287 @@
+"""Everything Optuna: the persistent study, the trial objective, pruning, the best model.
+
+One `hzexp search` invocation is one MLflow parent run; each trial is a nested run made by
+the same tracked training as `hzexp train`, evaluated on the validation split (the search
+objective is validation SMAD(Dz)); the test split is used once, for the registered model.
+
+Several workers may run the same command against one storage (SQLite on one machine,
+PostgreSQL across machines): the study lives in the storage, `--n-trials` is the study's
+target size across all workers, a worker killed mid-trial is noticed through heartbeats
+and its trial re-queued, and running the command again resumes the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from optuna_integration import TFKerasPruningCallback
+
+from hzexp import tracking
+from hzexp.config import (ConfigError, PipelineConfig, SearchSpace, StudyConfig,
+                          apply_overrides, from_dict, load_pipeline, load_search_space,
+                          to_dict)
+from hzexp.data.sources import resolve_dataset
+from hzexp.data.splits import assign_splits
+from hzexp.data.store import Dataset
+from hzexp.evaluation.tables import subsample_metrics
+from hzexp.experiment import tracked_training
+from hzexp.inference import predict_dataset_rows
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+OBJECTIVE = "val_smad_dz"
+PRUNING_MONITOR = "val_smad"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class SearchOutcome:
+    """The study after this invocation, and what was registered from it."""
+
+    study_name: str
+    parent_run_id: str
+    n_finished: int
+    best_value: float | None
+    best_params: dict[str, Any]
+    registration: tracking.Registration | None
+
+    def summary(self) -> str:
+        lines = [f"study {self.study_name}: {self.n_finished} finished trials, "
+                 f"parent run {self.parent_run_id}"]
+        if self.best_value is not None:
+            lines.append(f"best validation SMAD(Dz) {self.best_value:.4f} with {self.best_params}")
+        if self.registration:
+            lines.append(self.registration.summary())
+        return "\n".join(lines)
+
+
+def make_storage(url: str, heartbeat_interval: int = 60) -> RDBStorage:
+    """RDB storage with heartbeats: a trial whose worker stops beating for two intervals
+    is marked FAIL by the next worker and re-queued once (same params) by the callback."""
+    return RDBStorage(url, heartbeat_interval=heartbeat_interval,
+                      grace_period=2 * heartbeat_interval,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                      engine_kwargs={"pool_pre_ping": True})
+
+
+def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
+    if study.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=study.startup_trials,
+                                           n_warmup_steps=study.warmup_epochs)
+    if study.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, study.warmup_epochs))
+    return optuna.pruners.NopPruner()
+
+
+def open_study(storage: str | RDBStorage, study_name: str, space: SearchSpace,
+               worker_index: int = 0, attempts: int = 5) -> optuna.Study:
+    """Create the study or load it; safe when several workers start at the same moment.
+
+    Two workers creating a fresh storage race on its tables and the study row; the loser
+    gets a database error, waits and loads what the winner created. Workers get distinct
+    sampler seeds (`sampler_seed + worker_index`) so they do not propose the same trials.
+    """
+    sampler = optuna.samplers.TPESampler(seed=space.study.sampler_seed + worker_index,
+                                         n_startup_trials=max(space.study.startup_trials, 1))
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=study_name, storage=storage,
+                                       load_if_exists=True, direction="minimize",
+                                       sampler=sampler, pruner=make_pruner(space.study))
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError,
+                optuna.exceptions.DuplicatedStudyError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def suggest_overrides(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    """Draw one value per searched pipeline key."""
+    values: dict[str, Any] = {}
+    for key, spec in space.parameters.items():
+        if spec.type == "float":
+            values[key] = trial.suggest_float(key, spec.low, spec.high, log=spec.log)
+        elif spec.type == "int":
+            values[key] = trial.suggest_int(key, int(spec.low), int(spec.high), log=spec.log)
+        else:
+            values[key] = trial.suggest_categorical(key, list(spec.choices))
+    return values
+
+
+def trial_config(base: PipelineConfig, values: dict[str, Any]) -> PipelineConfig:
+    """The base pipeline with a trial's values applied and validated."""
+    data = apply_overrides(to_dict(base), [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                                           for k, v in values.items()])
+    config = from_dict(PipelineConfig, data)
+    config.validate()
+    return config
+
+
+def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str):
+    """The trial objective: a nested tracked training run scored by validation SMAD(Dz)."""
+
+    def objective(trial: optuna.Trial) -> float:
+        config = trial_config(base, suggest_overrides(trial, space))
+        pruning = TFKerasPruningCallback(trial, PRUNING_MONITOR)
+        tags = {"optuna.study": study_name, "optuna.trial": str(trial.number)}
+        try:
+            outcome = tracked_training(config, run_name=f"trial-{trial.number:03d}", nested=True,
+                                       callbacks=[pruning], evaluate_on="val", dataset=dataset,
+                                       extra_params={"trial_number": trial.number},
+                                       extra_tags=tags)
+        except optuna.TrialPruned:
+            tracking.end_last_run_as("PRUNED")
+            raise
+        except Exception:
+            tracking.end_last_run_as("FAIL")
+            raise
+        trial.set_user_attr("mlflow_run_id", outcome.run_id)
+        trial.set_user_attr("model_uri", outcome.model_uri)
+        tracking.end_last_run_as("COMPLETE")
+        return outcome.metrics[OBJECTIVE]
+
+    return objective
+
+
+def study_figures(study: optuna.Study) -> dict[str, Any]:
+    """Optuna's plotly figures; those that need several finished trials only when possible."""
+    from optuna import visualization as vis
+
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    figures = {"optimization_history": vis.plot_optimization_history(study),
+               "intermediate_values": vis.plot_intermediate_values(study)}
+    if len(complete) >= 2:
+        figures.update({"parallel_coordinate": vis.plot_parallel_coordinate(study),
+                        "slice": vis.plot_slice(study)})
+        if len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
+            figures["param_importances"] = vis.plot_param_importances(study)
+    return figures
+
+
+def evaluate_on_test(model_uri: str, config: PipelineConfig, dataset: Dataset) -> dict[str, float]:
+    """Test-split metrics of a registered model: the only time a search touches the test set."""
+    rows = assign_splits(len(dataset), config.split)["test"]
+    z_phot = predict_dataset_rows(tracking.load_pyfunc(model_uri), dataset, rows)
+    frame = dataset.catalogue.iloc[rows].reset_index(drop=True)
+    return subsample_metrics(frame, z_phot, prefix="test_")
+
+
+def register_best(study: optuna.Study, base: PipelineConfig, dataset: Dataset,
+                  space_file: str) -> tracking.Registration | None:
+    """Register the study's best trial as a new `hybrid-z` version and set its alias."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        log.warning("study %s has no completed trial: nothing to register", study.study_name)
+        return None
+    config = trial_config(base, best.params)
+    test_metrics = evaluate_on_test(best.user_attrs["model_uri"], config, dataset)
+    tags = {"study": study.study_name, "trial": str(best.number),
+            "val_smad_dz": f"{best.value:.6g}", "dataset_hash": dataset.content_hash,
+            "search_space": Path(space_file).name,
+            **{k: f"{v:.6g}" for k, v in test_metrics.items()}}
+    return tracking.register_model(best.user_attrs["model_uri"], best.value,
+                                   dataset.content_hash, tags, test_metrics)
+
+
+def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: float | None = None,
+               storage: str = DEFAULT_STORAGE, study_name: str | None = None,
+               worker_index: int = 0, heartbeat_interval: int = 60,
+               register: bool = True) -> SearchOutcome:
+    """Run (or resume) a study until it holds `n_trials` finished trials or `timeout` passes."""
+    base = load_pipeline(pipeline_file)
+    space = load_search_space(space_file)
+    study_name = study_name or f"{base.name}-{space.name}"
+    dataset = resolve_dataset(base.data)
+    rdb = make_storage(storage, heartbeat_interval)
+    study = open_study(rdb, study_name, space, worker_index)
+    for key in space.parameters:
+        if key == "preprocess.cutout":
+            too_big = [c for c in space.parameters[key].choices if c > dataset.stored_size]
+            if too_big:
+                raise ConfigError(f"{space_file}: parameters.preprocess.cutout choices {too_big} "
+                                  f"exceed the stored {dataset.stored_size} px images")
+    tracking.configure_tracking()
+    parent_tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
+                   "optuna.study": study_name, "optuna.storage": _redact(storage)}
+    with tracking.start_run(run_name=f"search-{study_name}", tags=parent_tags) as parent:
+        tracking.log_params({"study": study_name, "storage": _redact(storage),
+                             "search_space": space_file, "pipeline": pipeline_file,
+                             "n_trials_target": n_trials, "worker_index": worker_index,
+                             "pruner": space.study.pruner})
+        tracking.log_file(Path(space_file), "config")
+        tracking.log_file(Path(pipeline_file), "config")
+        remaining = n_trials - _finished(study)
+        if remaining > 0:
+            study.optimize(make_objective(base, space, dataset, study_name), n_trials=remaining,
+                           timeout=timeout, catch=(),
+                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
+        registration = _summarise(study, base, dataset, space_file, register)
+        best_value, best_params = _best(study)
+        return SearchOutcome(study_name=study_name, parent_run_id=parent.info.run_id,
+                             n_finished=_finished(study), best_value=best_value,
+                             best_params=best_params, registration=registration)
+
+
+def _summarise(study: optuna.Study, base: PipelineConfig, dataset: Dataset, space_file: str,
+               register: bool) -> tracking.Registration | None:
+    """Log the study's state to the parent run and register its best model."""
+    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration",
+                                           "user_attrs"))
+    trials["duration"] = trials["duration"].dt.total_seconds()
+    tracking.log_frame(trials, "trials")
+    tracking.log_figures(study_figures(study))
+    counts = {f"trials_{s.name.lower()}": sum(t.state == s for t in study.trials)
+              for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    tracking.log_metrics(counts)
+    best_value, best_params = _best(study)
+    if best_value is None:
+        return None
+    tracking.log_metrics({"best_val_smad_dz": best_value})
+    tracking.log_params({f"best.{k}": v for k, v in best_params.items()})
+    if not register:
+        return None
+    registration = register_best(study, base, dataset, space_file)
+    if registration:
+        tracking.log_metrics(registration.test_metrics)
+    return registration
+
+
+def _best(study: optuna.Study) -> tuple[float | None, dict[str, Any]]:
+    try:
+        return study.best_value, study.best_params
+    except ValueError:
+        return None, {}
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password, for logs and params."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def register_finished_study(pipeline_file: str, space_file: str, study_name: str,
+                            storage: str = DEFAULT_STORAGE) -> tracking.Registration | None:
+    """The registration step on its own, for a study that finished elsewhere."""
+    base = load_pipeline(pipeline_file)
+    space = load_search_space(space_file)
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=optuna.samplers.TPESampler(seed=space.study.sampler_seed))
+    tracking.configure_tracking()
+    return register_best(study, base, resolve_dataset(base.data), space_file)
+
