@@ -231,7 +231,14 @@ def register_model(model_uri: str, val_smad_dz: float, dataset_hash: str, tags: 
     Scores on different datasets are not comparable, so otherwise it becomes `challenger`.
     """
     client = mlflow.MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags=tags)
+    version = _registered_version(client, name, model_uri)
+    if version is not None and version.aliases:
+        # Re-running a finished study must not register or re-alias its best model.
+        return Registration(name=name, version=str(version.version), alias=version.aliases[0],
+                            val_smad_dz=val_smad_dz, test_metrics=test_metrics)
+    if version is None:
+        version = mlflow.register_model(model_uri, name,
+                                        tags={**tags, "source_model_uri": model_uri})
     champion = _current_champion(client, name)
     beats = champion is None or (
         champion.tags.get("dataset_hash") == dataset_hash
@@ -240,3 +247,11 @@ def register_model(model_uri: str, val_smad_dz: float, dataset_hash: str, tags: 
     client.set_registered_model_alias(name, alias, version.version)
     return Registration(name=name, version=str(version.version), alias=alias,
                         val_smad_dz=val_smad_dz, test_metrics=test_metrics)
+
+
+def _registered_version(client: mlflow.MlflowClient, name: str, model_uri: str):
+    """The version of `name` already made from `model_uri` (with its aliases), if any."""
+    for found in client.search_model_versions(f"name='{name}'"):
+        if found.tags.get("source_model_uri") == model_uri:
+            return client.get_model_version(name, found.version)
+    return None

@@ -105,7 +105,7 @@ def train(config: PipelineConfig, dataset: Dataset,
     fitted = core.fit(batches("train", True), validation_data=batches("val", False),
                       epochs=config.training.epochs,
                       callbacks=[val_smad, stop, *(callbacks or [])],
-                      verbose=2)
+                      shuffle=False, verbose=2)  # the tf.data pipeline shuffles itself
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)
                    for split in ("val", "test")}
