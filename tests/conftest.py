@@ -53,3 +53,31 @@ def write_dataset(tmp_path):
         return out
 
     return write
+
+
+REPO = __import__("pathlib").Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory):
+    """pipelines/smoke.yaml pointed at a session-wide smoke mock (simulated once)."""
+    import yaml
+
+    from hzexp.config import load_pipeline
+    from hzexp.data.sources import resolve_dataset
+
+    root = tmp_path_factory.mktemp("smoke")
+    data = yaml.safe_load((REPO / "pipelines" / "smoke.yaml").read_text())
+    data["data"]["path"] = str(root / "mock-smoke")
+    path = root / "smoke.yaml"
+    path.write_text(yaml.safe_dump(data))
+    resolve_dataset(load_pipeline(path).data, progress=False)
+    return path
+
+
+@pytest.fixture
+def tracking_env(tmp_path, monkeypatch):
+    """A private MLflow store (SQLite + ./mlruns) and Optuna storage in a temp directory."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

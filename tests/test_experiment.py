@@ -30,8 +30,8 @@ def tracking_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def smoke_config(tracking_dir):
-    return load_pipeline(SMOKE, [f"data.path={tracking_dir / 'mock-smoke'}"])
+def smoke_config(tracking_dir, smoke_pipeline):
+    return load_pipeline(smoke_pipeline)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,116 @@
+"""Every number that defines the KiDS-like mock survey, in one frozen record.
+
+The record is written verbatim into the dataset manifest (`provenance`), so a mock dataset is
+fully described by its seed plus these values. The scatter parameters at the end were tuned
+so that a magnitude-only MLP on 20k mock galaxies reaches SMAD(Dz) ~ 0.018, the ANNz2 value
+of KiDS-Bright (Bilicki et al. 2021; Hybrid-z paper Table 1); see `bench/mock_calibration.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MockParameters:
+    """Population, photometry and imaging parameters of the mock (units in the names)."""
+
+    # --- cosmology (astropy FlatLambdaCDM) -----------------------------------------------
+    hubble_constant: float = 70.0
+    omega_matter: float = 0.3
+
+    # --- population: evolving Schechter r-band luminosity functions (h = 0.7) -----------
+    # GAMA/SDSS-like per-colour LFs (Blanton et al. 2003; Loveday et al. 2012): red galaxies
+    # have a brighter M* and a flat faint end, blue ones a steep faint end. Evolution
+    # M*(z) = M*(0) - Q z and phi*(z) = phi*(0) 10^(0.4 P z) (Lin et al. 1999 convention).
+    # The phi* ratio sets the red fraction of the r < 20 sample (~0.4).
+    red_m_star: float = -21.35
+    red_alpha: float = -0.5
+    red_phi_star: float = 1.15
+    red_q_evolution: float = 0.9
+    red_p_evolution: float = -1.0
+    blue_m_star: float = -20.95
+    blue_alpha: float = -1.35
+    blue_phi_star: float = 1.0
+    blue_q_evolution: float = 1.3
+    blue_p_evolution: float = 1.0
+    redshift_max: float = 0.9
+    absolute_mag_range: tuple[float, float] = (-24.5, -16.0)
+    r_auto_limit: float = 20.0
+
+    # --- SED types: continuous index on El=0, Sbc=1, Scd=2, Im=3, SB3=4, SB2=5 -----------
+    # Bulges are old (El..Sbc), disks younger (Sbc..SB2 for blue galaxies); the mix of the
+    # two, weighted by the bulge-to-total ratio, is the galaxy SED (morphology-colour link).
+    red_bulge_type_mean: float = 0.05
+    red_bulge_type_sigma: float = 0.15
+    red_disk_type_offset: tuple[float, float] = (0.3, 0.9)
+    red_bulge_fraction_mean: float = 0.7
+    red_bulge_fraction_sigma: float = 0.15
+    blue_disk_type_range: tuple[float, float] = (1.0, 5.0)
+    blue_bulge_type_mean: float = 0.7
+    blue_bulge_type_sigma: float = 0.3
+    blue_bulge_fraction_at_sbc: float = 0.4
+    blue_bulge_fraction_slope: float = -0.08
+    blue_bulge_fraction_sigma: float = 0.1
+
+    # --- sizes: Shen et al. (2003) r-band size-luminosity relations (kpc, h = 0.7) ------
+    early_size_slope: float = 0.65
+    early_size_zero_point: float = -5.06
+    late_size_alpha: float = 0.21
+    late_size_beta: float = 0.53
+    late_size_gamma: float = -1.31
+    size_m0: float = -20.52
+    size_sigma_bright: float = 0.25
+    size_sigma_faint: float = 0.48
+    bulge_radius_fraction: float = 0.6
+    disk_radius_fraction: float = 1.1
+    disk_intrinsic_thickness: float = 0.15
+    bulge_axis_ratio_range: tuple[float, float] = (0.6, 1.0)
+
+    # --- (a) intrinsic SED variation: seen by images AND magnitudes -----------------------
+    # Calzetti et al. (2000) attenuation on the disk, growing with inclination
+    # A_V = A_V,face-on (1 - slope log10 cos i) (cf. Driver et al. 2007); age/metallicity
+    # scatter as a smooth random tilt of the SED in rest-frame log-wavelength (Legendre
+    # degrees 1-3); emission-line-like independent per-band scatter (lines fall into
+    # different bands at different z).
+    red_disk_av_face_on: float = 0.1
+    blue_disk_av_face_on: float = 0.3
+    disk_av_lognormal_sigma: float = 0.5
+    disk_av_inclination_slope: float = 2.0
+    sed_tilt_sigma_mag: tuple[float, float, float] = (0.03, 0.015, 0.01)
+    red_line_scatter_mag: float = 0.01
+    blue_line_scatter_mag: float = 0.025
+
+    # --- (b) catalogue only: GAaP aperture + zero-point errors ----------------------------
+    catalogue_zero_point_sigma_mag: float = 0.03
+    masked_extra_sigma_mag: float = 0.015
+    r_auto_sigma_mag: float = 0.03
+
+    # --- (c) images only: zero-point and PSF jitter ---------------------------------------
+    image_zero_point_sigma_mag: float = 0.02
+    psf_fwhm_jitter_sigma: float = 0.08
+
+    # --- survey: KiDS / VIKING 5-sigma depths (2" aperture, AB) and seeing -----------------
+    depth_5sigma: tuple[float, ...] = (24.2, 25.1, 25.0, 23.7, 23.1, 22.3, 22.1, 21.5, 21.2)
+    depth_aperture_diameter_arcsec: float = 2.0
+    psf_fwhm_arcsec: tuple[float, float, float, float] = (1.0, 0.8, 0.7, 0.8)
+    psf_moffat_beta: float = 3.0
+    pixel_scale_arcsec: float = 0.2
+    image_zero_point_ab: float = 30.0
+
+    # --- survey defects -------------------------------------------------------------------
+    # VIKING coverage gaps remove all five NIR bands of ~2% of galaxies; single-band gaps
+    # (detector / tile edges) another ~1% per band.
+    nir_all_missing_fraction: float = 0.02
+    nir_band_missing_fraction: float = 0.01
+    masked_fraction: float = 0.15
+    neighbour_fraction: float = 0.01
+    wrong_spec_z_fraction: float = 0.005
+    # GAMA equatorial fields G09, G12, G15: (ra_min, ra_max, dec_min, dec_max) in degrees.
+    sky_patches_deg: tuple[tuple[float, float, float, float], ...] = (
+        (129.0, 141.0, -2.0, 3.0), (174.0, 186.0, -3.0, 2.0), (211.5, 223.5, -2.0, 3.0))
+
+    def as_provenance(self) -> dict:
+        """JSON-ready dict of all parameters (tuples become lists)."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,349 @@
+"""The dataset directory: the one contract between data sources and consumers.
+
+A dataset directory holds `catalogue.parquet` (one row per galaxy), `images.h5` (dataset
+`images`, float32 (N, S, S, 4), bands u,g,r,i, raw fluxes, chunked by rows) and
+`manifest.json`. Sources (mock, KiDS tiles, the official Hybrid-z FITS table) write it with
+`DatasetWriter`; training, evaluation and prediction read it with `Dataset`.
+
+Two properties matter at survey scale (1.2 million galaxies are 44 GB of images):
+- nothing here loads all images at once: writers append chunks, readers yield chunks;
+- a directory is complete only when its manifest exists. The writer builds everything in a
+  sibling temporary directory and renames it into place as its last step, so a killed run
+  never leaves a half dataset that looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MAG_BANDS = ("u", "g", "r", "i", "Z", "Y", "J", "H", "Ks")
+IMAGE_BANDS = ("u", "g", "r", "i")
+MAG_COLUMNS = tuple(f"mag_{b}" for b in MAG_BANDS)
+MAGERR_COLUMNS = tuple(f"magerr_{b}" for b in MAG_BANDS)
+CATALOGUE_COLUMNS = (
+    "object_id", "ra", "dec", "z_spec", *MAG_COLUMNS, *MAGERR_COLUMNS,
+    "mag_r_auto", "masked", "galaxy_type", "image_index",
+)
+CATALOGUE_FILE = "catalogue.parquet"
+IMAGES_FILE = "images.h5"
+MANIFEST_FILE = "manifest.json"
+IMAGES_KEY = "images"
+Z_SPEC_RANGE = (0.0, 1.5)
+GALAXY_TYPES = ("red", "blue")
+ROWS_PER_H5_CHUNK = 64
+
+_DTYPES = {
+    "object_id": "int64", "ra": "float64", "dec": "float64", "z_spec": "float64",
+    **{c: "float32" for c in MAG_COLUMNS + MAGERR_COLUMNS}, "mag_r_auto": "float32",
+    "masked": "bool", "galaxy_type": "object", "image_index": "int64",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset directory that breaks the contract; the message names file and problem."""
+
+
+def _hzexp_version() -> str:
+    from hzexp import __version__
+
+    return __version__
+
+
+class ContentHash:
+    """Order-sensitive SHA-256 of a dataset's catalogue and pixels, fed chunk by chunk.
+
+    The hash covers values, not file bytes, so it does not change with the parquet or HDF5
+    library version that wrote the files; the same seed gives the same hash anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._catalogue = hashlib.sha256()
+        self._images = hashlib.sha256()
+
+    def update(self, catalogue: pd.DataFrame, images: np.ndarray) -> None:
+        """Feed rows in storage order; the result does not depend on the chunk sizes."""
+        ordered = catalogue.loc[:, list(CATALOGUE_COLUMNS)].reset_index(drop=True)
+        self._catalogue.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+        self._images.update(np.ascontiguousarray(images, dtype="<f4").tobytes())
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(self._catalogue.digest() + self._images.digest()).hexdigest()
+
+
+def check_catalogue(catalogue: pd.DataFrame, where: str, labelled: bool | None = None) -> None:
+    """Raise `DatasetError` naming `where` for any contract violation in a catalogue table."""
+    missing = [c for c in CATALOGUE_COLUMNS if c not in catalogue.columns]
+    if missing:
+        close = {c: [k for k in catalogue.columns if k.lower() == c.lower()] for c in missing}
+        hints = "; ".join(f"{c} (found {v[0]!r}?)" for c, v in close.items() if v)
+        raise DatasetError(f"{where}: missing column(s) {', '.join(missing)}"
+                           + (f" -- {hints}" if hints else ""))
+    ids = catalogue["object_id"]
+    if ids.isna().any():
+        raise DatasetError(f"{where}: column object_id has null values")
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise DatasetError(f"{where}: duplicate object_id {duplicated.iloc[0]} "
+                           f"({len(duplicated)} duplicate rows)")
+    types = set(catalogue["galaxy_type"].dropna().unique()) - set(GALAXY_TYPES)
+    if types:
+        raise DatasetError(f"{where}: column galaxy_type has value(s) {sorted(types)}; "
+                           f"allowed: red, blue or null")
+    z = catalogue["z_spec"].to_numpy(dtype=float)
+    has_z = np.isfinite(z)
+    if labelled is None:
+        labelled = bool(has_z.any())
+    if labelled:
+        bad = ~has_z | (z <= Z_SPEC_RANGE[0]) | (z >= Z_SPEC_RANGE[1])
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise DatasetError(
+                f"{where}: z_spec = {z[first]} for object_id {ids.iloc[first]} is outside "
+                f"{Z_SPEC_RANGE} ({int(bad.sum())} rows) in a labelled dataset")
+
+
+def check_images(images: np.ndarray, object_ids: np.ndarray, stored_size: int, where: str) -> None:
+    """Raise `DatasetError` for wrong shape, band count or non-finite pixels in a chunk."""
+    expected = (len(object_ids), stored_size, stored_size, len(IMAGE_BANDS))
+    if images.ndim != 4 or images.shape[3] != len(IMAGE_BANDS):
+        raise DatasetError(f"{where}: images have shape {images.shape}; expected "
+                           f"(N, S, S, {len(IMAGE_BANDS)}) with bands {','.join(IMAGE_BANDS)}")
+    if images.shape != expected:
+        raise DatasetError(f"{where}: images have shape {images.shape}; expected {expected}")
+    finite = np.isfinite(images).all(axis=(1, 2, 3))
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise DatasetError(f"{where}: non-finite pixels in the image of object_id "
+                           f"{object_ids[first]} ({int((~finite).sum())} images affected)")
+
+
+def _normalise_catalogue(chunk: pd.DataFrame) -> pd.DataFrame:
+    out = chunk.loc[:, list(CATALOGUE_COLUMNS)].copy()
+    for column, dtype in _DTYPES.items():
+        if dtype != "object":
+            out[column] = out[column].astype(dtype)
+    out["galaxy_type"] = out["galaxy_type"].astype(object).where(out["galaxy_type"].notna(), None)
+    return out.reset_index(drop=True)
+
+
+class DatasetWriter:
+    """Write a dataset directory chunk by chunk, atomically.
+
+    Use as a context manager; `append` each chunk (catalogue rows and their images, in the
+    same order), then leave the block. On an exception the temporary directory is removed
+    and `out_dir` is untouched.
+    """
+
+    def __init__(self, out_dir: str | Path, stored_size: int, provenance: dict,
+                 pixel_scale: float = 0.2, overwrite: bool = False) -> None:
+        self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not overwrite:
+            raise DatasetError(f"{self.out_dir}: already exists (pass overwrite to replace it)")
+        self.stored_size = int(stored_size)
+        self.provenance = provenance
+        self.pixel_scale = float(pixel_scale)
+        self.tmp_dir = self.out_dir.with_name(f".{self.out_dir.name}.tmp-{os.getpid()}")
+        self._hash = ContentHash()
+        self._tables: list[pa.Table] = []
+        self._parquet: pq.ParquetWriter | None = None
+        self._h5: h5py.File | None = None
+        self._seen_ids: set[int] = set()
+        self.n_rows = 0
+
+    def __enter__(self) -> DatasetWriter:
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self.tmp_dir.mkdir(parents=True)
+        self._h5 = h5py.File(self.tmp_dir / IMAGES_FILE, "w")
+        s = self.stored_size
+        self._h5.create_dataset(
+            IMAGES_KEY, shape=(0, s, s, len(IMAGE_BANDS)), maxshape=(None, s, s, len(IMAGE_BANDS)),
+            dtype="float32", chunks=(ROWS_PER_H5_CHUNK, s, s, len(IMAGE_BANDS)))
+        self._h5[IMAGES_KEY].attrs["bands"] = ",".join(IMAGE_BANDS)
+        return self
+
+    def append(self, catalogue: pd.DataFrame, images: np.ndarray) -> None:
+        """Validate and write one chunk; `image_index` is assigned here (row order)."""
+        catalogue = catalogue.copy()
+        catalogue["image_index"] = np.arange(self.n_rows, self.n_rows + len(catalogue))
+        where = f"{self.out_dir} (chunk at row {self.n_rows})"
+        check_catalogue(catalogue, where, labelled=False)
+        ids = catalogue["object_id"].to_numpy()
+        clash = self._seen_ids.intersection(ids.tolist())
+        if clash:
+            raise DatasetError(f"{where}: duplicate object_id {min(clash)!r}")
+        self._seen_ids.update(ids.tolist())
+        images = np.asarray(images, dtype=np.float32)
+        check_images(images, ids, self.stored_size, where)
+        catalogue = _normalise_catalogue(catalogue)
+        table = pa.Table.from_pandas(catalogue, preserve_index=False)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.tmp_dir / CATALOGUE_FILE, table.schema)
+        self._parquet.write_table(table.cast(self._parquet.schema))
+        dataset = self._h5[IMAGES_KEY]
+        dataset.resize(self.n_rows + len(images), axis=0)
+        dataset[self.n_rows:self.n_rows + len(images)] = images
+        self._hash.update(catalogue, images)
+        self.n_rows += len(catalogue)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        if exc_type is not None:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            return
+        if self.n_rows == 0:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            raise DatasetError(f"{self.out_dir}: no galaxies were written")
+        manifest = {
+            "format": "hzexp-dataset/1",
+            "n_galaxies": self.n_rows,
+            "image_bands": list(IMAGE_BANDS),
+            "mag_bands": list(MAG_BANDS),
+            "pixel_scale_arcsec": self.pixel_scale,
+            "stored_size": self.stored_size,
+            "content_hash": self._hash.hexdigest(),
+            "provenance": self.provenance,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "hzexp_version": _hzexp_version(),
+        }
+        (self.tmp_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        if self.out_dir.exists():
+            shutil.rmtree(self.out_dir)
+        os.replace(self.tmp_dir, self.out_dir)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An opened, validated dataset directory. Images stay on disk until asked for."""
+
+    path: Path
+    manifest: dict
+    catalogue: pd.DataFrame
+
+    @classmethod
+    def open(cls, path: str | Path) -> Dataset:
+        """Open and validate the catalogue, manifest and image store (pixels are checked
+        per chunk as they are read: scanning 44 GB up front would defeat streaming)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise DatasetError(f"{path}: dataset directory not found")
+        for name in (MANIFEST_FILE, CATALOGUE_FILE, IMAGES_FILE):
+            if not (path / name).is_file():
+                raise DatasetError(f"{path / name}: missing (an incomplete or foreign directory)")
+        try:
+            manifest = json.loads((path / MANIFEST_FILE).read_text())
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{path / MANIFEST_FILE}: not valid JSON ({err})") from None
+        for key in ("stored_size", "content_hash", "n_galaxies"):
+            if key not in manifest:
+                raise DatasetError(f"{path / MANIFEST_FILE}: missing key {key!r}")
+        catalogue = pd.read_parquet(path / CATALOGUE_FILE)
+        check_catalogue(catalogue, str(path / CATALOGUE_FILE))
+        with h5py.File(path / IMAGES_FILE, "r") as h5:
+            if IMAGES_KEY not in h5:
+                raise DatasetError(f"{path / IMAGES_FILE}: no dataset {IMAGES_KEY!r}")
+            shape = h5[IMAGES_KEY].shape
+        s = manifest["stored_size"]
+        where = path / IMAGES_FILE
+        if len(shape) != 4 or shape[3] != len(IMAGE_BANDS):
+            raise DatasetError(f"{where}: images have shape {shape}; expected "
+                               f"(N, {s}, {s}, {len(IMAGE_BANDS)}) with bands u,g,r,i")
+        if shape[1:3] != (s, s):
+            raise DatasetError(f"{where}: images are {shape[1]}x{shape[2]} px but the manifest "
+                               f"says stored_size {s}")
+        if shape[0] != len(catalogue):
+            raise DatasetError(f"{where}: {shape[0]} images for {len(catalogue)} catalogue rows")
+        index = catalogue["image_index"].to_numpy()
+        if len(index) and (index.min() < 0 or index.max() >= shape[0]):
+            raise DatasetError(f"{path / CATALOGUE_FILE}: image_index outside [0, {shape[0]})")
+        if len(np.unique(index)) != len(index):
+            raise DatasetError(f"{path / CATALOGUE_FILE}: image_index values repeat")
+        return cls(path=path, manifest=manifest, catalogue=catalogue)
+
+    @property
+    def stored_size(self) -> int:
+        return int(self.manifest["stored_size"])
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.manifest["content_hash"])
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.catalogue["z_spec"].notna().all()) and len(self.catalogue) > 0
+
+    def __len__(self) -> int:
+        return len(self.catalogue)
+
+    def read_images(self, rows: np.ndarray) -> np.ndarray:
+        """Images of catalogue rows `rows` (positions), in that order, pixel-checked."""
+        rows = np.asarray(rows, dtype=np.int64)
+        index = self.catalogue["image_index"].to_numpy()[rows]
+        order = np.argsort(index, kind="stable")
+        with h5py.File(self.path / IMAGES_FILE, "r") as h5:
+            sorted_images = _read_sorted(h5[IMAGES_KEY], index[order])
+        images = np.empty_like(sorted_images)
+        images[order] = sorted_images
+        ids = self.catalogue["object_id"].to_numpy()[rows]
+        check_images(images, ids, self.stored_size, str(self.path / IMAGES_FILE))
+        return images
+
+    def iter_chunks(self, rows: np.ndarray | None = None,
+                    chunk_size: int = 2048) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        """Yield (catalogue rows, images) for `rows` (default: all) in chunks, in order."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        for start in range(0, len(rows), chunk_size):
+            part = rows[start:start + chunk_size]
+            yield self.catalogue.iloc[part].reset_index(drop=True), self.read_images(part)
+
+    def recompute_hash(self, chunk_size: int = 2048) -> str:
+        """Hash of the stored content, to compare with the manifest's `content_hash`."""
+        content = ContentHash()
+        by_index = np.argsort(self.catalogue["image_index"].to_numpy(), kind="stable")
+        for catalogue, images in self.iter_chunks(by_index, chunk_size):
+            content.update(_normalise_catalogue(catalogue), images)
+        return content.hexdigest()
+
+    def verify(self, chunk_size: int = 2048) -> None:
+        """Full check: every pixel finite and the content hash matches the manifest."""
+        actual = self.recompute_hash(chunk_size)
+        if actual != self.content_hash:
+            raise DatasetError(f"{self.path / MANIFEST_FILE}: content_hash {self.content_hash} "
+                               f"does not match the stored data ({actual})")
+
+
+def _read_sorted(dataset: h5py.Dataset, index: np.ndarray) -> np.ndarray:
+    """Read rows `index` (sorted ascending) with few HDF5 calls.
+
+    HDF5 fancy indexing is row-by-row slow. A dense selection (a random 70% training split,
+    a chunk) is read as one slice over its span and subset in memory; a sparse one is read
+    as its contiguous runs.
+    """
+    out = np.empty((len(index), *dataset.shape[1:]), dtype=np.float32)
+    if len(index) == 0:
+        return out
+    first, last = int(index[0]), int(index[-1])
+    if last - first + 1 <= 2 * len(index):
+        out[:] = dataset[first:last + 1][index - first]
+        return out
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(index)]])
+    for s, e in zip(starts, ends):
+        dataset.read_direct(out, np.s_[index[s]:index[e - 1] + 1], np.s_[s:e])
+    return out

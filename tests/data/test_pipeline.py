@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from hzexp.config import PreprocessConfig
+from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, max_shift_pixels
+from hzexp.data.store import Dataset
+from hzexp.model.preprocessing import centre_crop, minmax_normalise
+from hzexp.training import fit_scaling
+
+
+@pytest.fixture
+def dataset(write_dataset):
+    return Dataset.open(write_dataset(n=150, chunk=60))
+
+
+def identity_scaling():
+    return MagnitudeScaling(np.zeros(9, np.float32), np.zeros(9, np.float32),
+                            np.ones(9, np.float32))
+
+
+def collect(batches):
+    images, mags, z = [], [], []
+    for features, labels in batches:
+        images.append(features["image"].numpy())
+        mags.append(features["mags"].numpy())
+        z.append(labels.numpy())
+    return np.concatenate(images), np.concatenate(mags), np.concatenate(z)
+
+
+def test_evaluation_batches_keep_row_order_and_centre_crop(dataset):
+    rows = np.array([149, 0, 77, 3, 60])
+    preprocess = PreprocessConfig(cutout=20)
+    images, mags, z = collect(make_dataset(dataset, rows, preprocess, identity_scaling(),
+                                           batch_size=2, chunk_size=3))
+    assert images.shape == (5, 20, 20, 4)
+    np.testing.assert_allclose(z, dataset.catalogue["z_spec"].to_numpy(np.float32)[rows])
+    np.testing.assert_allclose(mags, magnitudes(dataset, rows))
+    expected = minmax_normalise(centre_crop(dataset.read_images(rows), 20)).numpy()
+    np.testing.assert_allclose(images, expected, rtol=1e-6)
+    assert images.min() == 0.0 and np.allclose(images.max(axis=(1, 2, 3)), 1.0)
+
+
+def test_training_batches_cover_the_split_shuffled_and_augmented_each_epoch(dataset):
+    rows = np.arange(0, 150, 2)
+    batches = make_dataset(dataset, rows, PreprocessConfig(cutout=36), identity_scaling(),
+                           batch_size=16, chunk_size=20, training=True, seed=1)
+    first_images, _, first_z = collect(batches)
+    second_images, _, second_z = collect(batches)
+    expected_z = np.sort(dataset.catalogue["z_spec"].to_numpy(np.float32)[rows])
+    np.testing.assert_allclose(np.sort(first_z), expected_z)
+    np.testing.assert_allclose(np.sort(second_z), expected_z)
+    assert not np.array_equal(first_z, second_z)  # a new order every epoch
+    # Same galaxy, two epochs: different augmented views of the same pixels.
+    a = first_images[np.argsort(first_z)]
+    b = second_images[np.argsort(second_z)]
+    assert not np.allclose(a, b)
+
+
+def test_augmented_view_is_a_shifted_or_flipped_crop(dataset):
+    rows = np.array([5])
+    preprocess = PreprocessConfig(cutout=36)
+    shift = max_shift_pixels(preprocess, dataset.stored_size)
+    assert shift == 2  # 5% of 36 px, rounded
+    stamp = minmax_normalise(dataset.read_images(rows)).numpy()[0]
+    candidates = []
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            view = stamp[6 + dy:42 + dy, 6 + dx:42 + dx]
+            candidates += [view, view[::-1], view[:, ::-1], view[::-1, ::-1]]
+    batches = make_dataset(dataset, rows, preprocess, identity_scaling(), batch_size=1,
+                           training=True, seed=3)
+    for _ in range(5):
+        image = collect(batches)[0][0]
+        # min-max of a crop differs from a crop of the min-max'd stamp only by an affine map
+        image_std = (image - image.mean()) / image.std()
+        assert any(np.allclose(image_std, (c - c.mean()) / c.std(), atol=1e-4)
+                   for c in candidates)
+
+
+def test_no_shift_margin_at_full_stored_size(dataset):
+    assert max_shift_pixels(PreprocessConfig(cutout=48), 48) == 0
+
+
+def test_scaling_is_fitted_on_training_rows_only(dataset):
+    train_rows = np.arange(100)
+    scaling = fit_scaling(dataset, train_rows)
+    np.testing.assert_allclose(scaling.mean, np.nanmean(magnitudes(dataset, train_rows), axis=0),
+                               rtol=1e-5)
+    assert not np.allclose(scaling.mean, np.nanmean(magnitudes(dataset, np.arange(150)), axis=0),
+                           rtol=1e-7)
+
+
+def test_unlabelled_batches_yield_features_only(dataset):
+    batches = make_dataset(dataset, np.arange(10), PreprocessConfig(cutout=20),
+                           identity_scaling(), batch_size=4, labelled=False)
+    first = next(iter(batches))
+    assert set(first) == {"image", "mags"}
+
+
+def test_training_batches_are_reproducible_from_the_seed(dataset):
+    def epoch(seed):
+        return collect(make_dataset(dataset, np.arange(150), PreprocessConfig(cutout=28),
+                                    identity_scaling(), batch_size=16, chunk_size=40,
+                                    training=True, seed=seed))
+
+    first, again, other = epoch(5), epoch(5), epoch(6)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[2], other[2])
