@@ -133,21 +133,23 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
     def objective(trial: optuna.Trial) -> float:
         config = trial_config(base, suggest_overrides(trial, space))
         pruning = TFKerasPruningCallback(trial, PRUNING_MONITOR)
+        recorder = tracking.ActiveRunRecorder()
         tags = {"optuna.study": study_name, "optuna.trial": str(trial.number)}
         try:
             outcome = tracked_training(config, run_name=f"trial-{trial.number:03d}", nested=True,
-                                       callbacks=[pruning], evaluate_on="val", dataset=dataset,
+                                       callbacks=[recorder, pruning], evaluate_on="val",
+                                       dataset=dataset,
                                        extra_params={"trial_number": trial.number},
                                        extra_tags=tags)
         except optuna.TrialPruned:
-            tracking.end_last_run_as("PRUNED")
+            tracking.mark_trial_run(recorder.run_id, "PRUNED")
             raise
         except Exception:
-            tracking.end_last_run_as("FAIL")
+            tracking.mark_trial_run(recorder.run_id, "FAIL")
             raise
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
         trial.set_user_attr("model_uri", outcome.model_uri)
-        tracking.end_last_run_as("COMPLETE")
+        tracking.mark_trial_run(outcome.run_id, "COMPLETE")
         return outcome.metrics[OBJECTIVE]
 
     return objective

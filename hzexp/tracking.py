@@ -7,6 +7,8 @@ param names (the flattened pipeline config) and metric names in every run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import tempfile
@@ -37,12 +39,30 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Point MLflow at `MLFLOW_TRACKING_URI` or the project's SQLite store; returns the URI.
 
     The file store (`./mlruns` as tracking URI) is in maintenance mode in MLflow 3; with a
-    SQLite backend the artifacts still land under `./mlruns/`.
+    SQLite backend the artifacts still land under `./mlruns/`. Several search workers may
+    start at once on a fresh SQLite store: its schema creation is serialised with a lock
+    file, since two concurrent migrations of one database fail.
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment))
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment)
+    if uri.startswith("sqlite:///"):
+        with _file_lock(Path(uri.removeprefix("sqlite:///") + ".lock")):
+            mlflow.set_experiment(name)
+    else:
+        mlflow.set_experiment(name)
     return uri
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def git_commit() -> str:
@@ -180,19 +200,27 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 TRIAL_STATE_TAG = "optuna.trial_state"
 
 
-def end_last_run_as(trial_state: str) -> None:
-    """Record an Optuna trial's fate on the nested run that just ended.
+class ActiveRunRecorder(keras.callbacks.Callback):
+    """Remember the MLflow run a training belongs to, to tag it after it has ended."""
+
+    run_id: str | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.run_id = mlflow.active_run().info.run_id
+
+
+def mark_trial_run(run_id: str | None, trial_state: str) -> None:
+    """Record an Optuna trial's fate on its (ended) nested run.
 
     A pruned trial stops by exception, so MLflow ended its run FAILED; it is marked KILLED
     instead (stopped on purpose), and every trial run carries its Optuna state as a tag.
     """
-    run = mlflow.last_active_run()
-    if run is None:
+    if run_id is None:
         return
     client = mlflow.MlflowClient()
-    client.set_tag(run.info.run_id, TRIAL_STATE_TAG, trial_state)
+    client.set_tag(run_id, TRIAL_STATE_TAG, trial_state)
     if trial_state == "PRUNED":
-        client.set_terminated(run.info.run_id, status="KILLED")
+        client.set_terminated(run_id, status="KILLED")
 
 
 @dataclass
