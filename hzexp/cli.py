@@ -30,8 +30,47 @@ def _train(args: argparse.Namespace) -> None:
     from hzexp.experiment import tracked_training
 
     config = load_pipeline(args.pipeline, args.set + args.overrides.split())
+    if args.kfold:
+        from hzexp.experiment import tracked_kfold
+
+        summary = tracked_kfold(config, args.kfold, args.pipeline, run_name=args.run_name)
+        print(f"{args.kfold}-fold SMAD(Dz) {summary['kfold_mean_smad_dz']:.4f} "
+              f"+- {summary['kfold_std_smad_dz']:.4f} (std over folds)")
+        return
     outcome = tracked_training(config, pipeline_file=args.pipeline, run_name=args.run_name)
     print(outcome.summary())
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from hzexp.data.kids import ingest
+
+    report = ingest(args.tiles, args.photometry, args.out, spec_file=args.spec,
+                    match_radius_arcsec=args.match_radius, cutout_size=args.cutout_size,
+                    column_map=_mapping(args.column), edge_policy=args.edge_policy,
+                    overwrite=args.overwrite)
+    print(report.summary())
+
+
+def _import_official(args: argparse.Namespace) -> None:
+    from hzexp.data.official import read_official_table
+
+    path = read_official_table(args.fits, args.out, overwrite=args.overwrite)
+    print(f"wrote {path}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from hzexp.experiment import tracked_evaluation
+
+    table = tracked_evaluation(args.model_uri, args.data, name=args.name, out=args.out)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _mapping(items: list[str]) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in items]
+    bad = [item for item, pair in zip(items, pairs) if len(pair) != 2]
+    if bad:
+        raise ConfigError(f"--column {bad[0]!r}: expected KIDS_NAME=ACTUAL_NAME")
+    return dict(pairs)
 
 
 def _search(args: argparse.Namespace) -> None:
@@ -71,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overrides", default="", metavar="'KEY=VALUE ...'",
                        help="space-separated overrides in one string (MLproject passes these)")
     train.add_argument("--run-name", default=None)
+    train.add_argument("--kfold", type=int, default=0, metavar="K",
+                       help="k-fold cross-validation (paper: 5) as K nested runs")
     train.set_defaults(handler=_train)
 
     search = commands.add_parser("search", help="Optuna search with nested MLflow runs; "
@@ -91,6 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "study as a new hybrid-z version")
     _study_arguments(register)
     register.set_defaults(handler=_register)
+
+    ingest = commands.add_parser("ingest", help="KiDS DR4 tiles + KiDS-Bright catalogue "
+                                                "(+ GAMA spec-z) -> dataset directory")
+    ingest.add_argument("--tiles", required=True, help="directory of u,g,r,i tile FITS files")
+    ingest.add_argument("--photometry", required=True, help="KiDS-Bright catalogue "
+                                                             "(FITS, parquet or CSV)")
+    ingest.add_argument("--spec", default=None, help="GAMA-style RA, DEC, Z, NQ catalogue")
+    ingest.add_argument("--out", required=True)
+    ingest.add_argument("--match-radius", type=float, default=1.0, help="arcsec")
+    ingest.add_argument("--cutout-size", type=int, default=48, help="stored stamp size, px")
+    ingest.add_argument("--edge-policy", choices=("drop", "pad"), default="drop",
+                        help="cutouts running off a tile: drop, or zero-pad and flag masked")
+    ingest.add_argument("--column", action="append", default=[], metavar="KIDS=ACTUAL",
+                        help="column spelling map, e.g. MAG_AUTO=MAG_AUTO_r (repeatable)")
+    ingest.add_argument("--overwrite", action="store_true")
+    ingest.set_defaults(handler=_ingest)
+
+    official = commands.add_parser("import-official", help="official Hybrid-z FITS table "
+                                                           "-> dataset directory")
+    official.add_argument("--fits", required=True)
+    official.add_argument("--out", required=True)
+    official.add_argument("--overwrite", action="store_true")
+    official.set_defaults(handler=_import_official)
+
+    evaluate = commands.add_parser("evaluate", help="external validation (paper Table 2) "
+                                                    "of a model on a labelled dataset")
+    evaluate.add_argument("--model-uri", default="models:/hybrid-z@champion")
+    evaluate.add_argument("--data", required=True, help="labelled dataset directory")
+    evaluate.add_argument("--name", default=None, help="sample label (default: directory name)")
+    evaluate.add_argument("--out", default=None, help="also write the rows to this CSV")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 

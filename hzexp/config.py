@@ -41,12 +41,17 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Random train/validation/test assignment (paper 3.2: 70/15/15)."""
+    """Random train/validation/test assignment (paper 3.2: 70/15/15).
+
+    `smooth_train_nz` subsamples the training split to a smoothed n(z) (paper 5.3), so the
+    model does not learn the large-scale-structure spikes of a small spectroscopic field.
+    """
 
     seed: int = 42
     train: float = 0.70
     val: float = 0.15
     test: float = 0.15
+    smooth_train_nz: bool = False
 
 
 @dataclass(frozen=True)

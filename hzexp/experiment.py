@@ -11,19 +11,23 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
 from hzexp import tracking
 from hzexp.config import PipelineConfig, flatten
 from hzexp.data.pipeline import magnitudes, redshifts
 from hzexp.data.sources import resolve_dataset
-from hzexp.data.splits import split_table
-from hzexp.data.store import Dataset
+from hzexp.data.splits import kfold_assignments, split_table
+from hzexp.data.store import Dataset, DatasetError
 from hzexp.evaluation.baselines import fit_knn_baseline, fit_mlp_baseline
+from hzexp.evaluation.figures import nz_comparison
 from hzexp.evaluation.report import build_report
-from hzexp.evaluation.tables import subsample_metrics
+from hzexp.evaluation.tables import photoz_table, subsample_metrics
+from hzexp.inference import predict_dataset_rows
 from hzexp.training import TrainingResult, train
 
 log = logging.getLogger(__name__)
@@ -56,24 +60,21 @@ class TrainingOutcome:
 
 
 def fit_baselines(config: PipelineConfig, dataset: Dataset,
-                  assignment: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Magnitude-only baselines trained on the same training split, predicted on `rows`."""
+                  assignment: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Magnitude-only baselines fitted on the same training split (validation for tuning)."""
     fitters = {"mlp": partial(fit_mlp_baseline, seed=config.training.seed),
                "knn": fit_knn_baseline}
     train_rows, val_rows = assignment["train"], assignment["val"]
-    predictions = {}
-    for name, fitter in fitters.items():
-        if getattr(config.baselines, name):
-            model = fitter(magnitudes(dataset, train_rows), redshifts(dataset, train_rows),
-                           magnitudes(dataset, val_rows), redshifts(dataset, val_rows))
-            predictions[name] = model.predict(magnitudes(dataset, rows)).astype(np.float64)
-    return predictions
+    return {name: fitter(magnitudes(dataset, train_rows), redshifts(dataset, train_rows),
+                         magnitudes(dataset, val_rows), redshifts(dataset, val_rows))
+            for name, fitter in fitters.items() if getattr(config.baselines, name)}
 
 
 def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
                      run_name: str | None = None, nested: bool = False,
                      callbacks: list[keras.callbacks.Callback] | None = None,
                      evaluate_on: str = "test", dataset: Dataset | None = None,
+                     assignment: dict[str, np.ndarray] | None = None,
                      extra_params: dict | None = None,
                      extra_tags: dict[str, str] | None = None) -> TrainingOutcome:
     """Train, evaluate and log one run; the MLflow run ends FAILED if anything raises."""
@@ -87,20 +88,25 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         tracking.log_params({**flatten(config), **(extra_params or {})})
         if pipeline_file:
             tracking.log_file(Path(pipeline_file), "config")
-        result = train(config, dataset, callbacks=[tracking.EpochMetricsLogger(),
-                                                   *(callbacks or [])])
+        result = train(config, dataset, assignment=assignment,
+                       callbacks=[tracking.EpochMetricsLogger(), *(callbacks or [])])
         rows = result.assignment[evaluate_on]
         frame = dataset.catalogue.iloc[rows].reset_index(drop=True)
         z_phot = {HYBRID_LABEL: result.predictions[evaluate_on]}
-        baselines = fit_baselines(config, dataset, result.assignment, rows)
-        z_phot.update({BASELINE_LABELS[k]: v for k, v in baselines.items()})
         metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL], prefix=prefix)
-        for name, predicted in baselines.items():
+        for name, baseline in fit_baselines(config, dataset, result.assignment).items():
+            predicted = baseline.predict(magnitudes(dataset, rows)).astype(np.float64)
+            z_phot[BASELINE_LABELS[name]] = predicted
             metrics.update(subsample_metrics(frame, predicted,
                                              prefix=prefix + BASELINE_PREFIXES[name]))
+            if name == "mlp":
+                tracking.log_baseline_model(baseline)
         metrics["epochs_run"] = result.epochs_run
-        tracking.log_metrics(metrics)
         table, figures = build_report(frame, z_phot, result.history)
+        if result.smoothing is not None:
+            metrics["nz_kept_fraction"] = result.smoothing.kept_fraction
+            figures["nz_smoothing"] = smoothing_figure(dataset, result)
+        tracking.log_metrics(metrics)
         tracking.log_frame(table, f"photoz_table_{evaluate_on}")
         tracking.log_split(split_table(dataset.catalogue["object_id"].to_numpy(),
                                        result.assignment))
@@ -108,3 +114,85 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size)
         return TrainingOutcome(run_id=run.info.run_id, model_uri=model_uri,
                                evaluated_on=evaluate_on, metrics=metrics, result=result)
+
+
+def smoothing_figure(dataset: Dataset, result: TrainingResult):
+    """n(z) of the training split before and after smoothing (paper fig. 7b)."""
+    smoothing = result.smoothing
+    kept = redshifts(dataset, result.assignment["train"])
+    original = np.repeat(0.5 * (smoothing.edges[1:] + smoothing.edges[:-1]),
+                         smoothing.original_counts)
+    return nz_comparison(original, {"smoothed training set": kept},
+                         bins=len(smoothing.original_counts),
+                         z_range=(smoothing.edges[0], smoothing.edges[-1]))
+
+
+def tracked_kfold(config: PipelineConfig, k: int, pipeline_file: str | None = None,
+                  run_name: str | None = None) -> dict[str, float]:
+    """Paper 5.1: k nested runs rotating validation and test folds; the parent run logs
+    the mean and standard deviation over folds of every test metric."""
+    tracking.configure_tracking()
+    dataset = resolve_dataset(config.data)
+    config.validate(stored_size=dataset.stored_size)
+    folds = kfold_assignments(len(dataset), k, config.split.seed)
+    tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)), "kfold": str(k)}
+    with tracking.start_run(run_name=run_name or f"{config.name}-kfold{k}", tags=tags):
+        tracking.log_params({**flatten(config), "kfold": k})
+        per_fold = [tracked_training(config, pipeline_file, run_name=f"fold-{i}", nested=True,
+                                     dataset=dataset, assignment=assignment,
+                                     extra_params={"fold": i}).metrics
+                    for i, assignment in enumerate(folds)]
+        summary = {}
+        for name in per_fold[0]:
+            values = np.array([m[name] for m in per_fold], dtype=float)
+            summary[f"kfold_mean_{name}"] = float(np.mean(values))
+            summary[f"kfold_std_{name}"] = float(np.std(values, ddof=1))
+        tracking.log_metrics(summary)
+        return summary
+
+
+TABLE2_SAMPLE = "all"
+
+
+def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None,
+                       out: str | Path | None = None) -> pd.DataFrame:
+    """Paper 5.2 / Table 2: a model (and its run's baseline) on an external labelled sample.
+
+    Logged as its own MLflow run tagged with the model URI, registered name and version,
+    so the external validation sits beside the model it validates.
+    """
+    tracking.configure_tracking()
+    dataset = Dataset.open(data)
+    if not dataset.labelled:
+        raise DatasetError(f"{dataset.path}: external validation needs z_spec for every galaxy")
+    name = name or dataset.path.name
+    source = tracking.resolve_model(model_uri)
+    rows = np.arange(len(dataset))
+    z_phot = {HYBRID_LABEL: predict_dataset_rows(tracking.load_pyfunc(model_uri), dataset, rows)}
+    baseline = tracking.load_baseline_for(source)
+    if baseline is not None:
+        z_phot[BASELINE_LABELS["mlp"]] = baseline.predict(magnitudes(dataset, rows))
+    frame = dataset.catalogue
+    table = photoz_table(frame, z_phot)
+    table = table[table["sample"] == TABLE2_SAMPLE].assign(sample=name).reset_index(drop=True)
+    tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
+            "evaluated_model_uri": model_uri, "evaluated_model_name": source.name or "",
+            "evaluated_model_version": source.version or "",
+            "evaluated_model_run_id": source.run_id or ""}
+    with tracking.start_run(run_name=f"evaluate-{name}", tags=tags):
+        metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL])
+        if baseline is not None:
+            metrics.update(subsample_metrics(frame, z_phot[BASELINE_LABELS["mlp"]],
+                                             prefix=BASELINE_PREFIXES["mlp"]))
+        tracking.log_metrics(metrics)
+        tracking.log_frame(table, f"table2_{name}")
+    if out is not None:
+        write_csv_atomically(table, Path(out))
+    return table
+
+
+def write_csv_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV through a temporary sibling renamed into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)

@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import mlflow
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
@@ -184,6 +185,22 @@ def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
     return info.model_uri
 
 
+BASELINE_ARTIFACT = "baseline_mlp"
+BASELINE_URI_TAG = "baseline_model_uri"
+# skops (MLflow's safe sklearn format) loads only listed types beyond sklearn's own.
+BASELINE_TRUSTED_TYPES = ["hzexp.evaluation.baselines.magnitude_features", "numpy.dtype",
+                          "sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
+
+
+def log_baseline_model(model) -> str:
+    """The magnitude-only MLP baseline (a scikit-learn pipeline on raw magnitudes), so an
+    external validation can compare against the baseline of the same run."""
+    info = mlflow.sklearn.log_model(model, name=BASELINE_ARTIFACT,
+                                    skops_trusted_types=BASELINE_TRUSTED_TYPES)
+    mlflow.set_tag(BASELINE_URI_TAG, info.model_uri)
+    return info.model_uri
+
+
 def _version(package: str) -> str:
     from importlib.metadata import version
 
@@ -283,3 +300,108 @@ def _registered_version(client: mlflow.MlflowClient, name: str, model_uri: str):
         if found.tags.get("source_model_uri") == model_uri:
             return client.get_model_version(name, found.version)
     return None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model URI points: registered name and version (if any) and its run."""
+
+    uri: str
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+
+def resolve_model(model_uri: str) -> ModelSource:
+    """Resolve `models:/name@alias`, `models:/name/version`, `models:/m-<id>` or
+    `runs:/<run>/...` to its registered version and source run."""
+    client = mlflow.MlflowClient()
+    if model_uri.startswith("runs:/"):
+        return ModelSource(model_uri, None, None, model_uri.removeprefix("runs:/").split("/")[0])
+    if not model_uri.startswith("models:/"):
+        return ModelSource(model_uri, None, None, None)
+    ref = model_uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias)
+    elif "/" in ref:
+        name, number = ref.split("/", 1)
+        version = client.get_model_version(name, number)
+    else:
+        return ModelSource(model_uri, None, None, mlflow.get_logged_model(ref).source_run_id)
+    return ModelSource(model_uri, version.name, str(version.version), version.run_id)
+
+
+def load_baseline_for(source: ModelSource):
+    """The magnitude-only baseline logged by the run that trained `source`, or None."""
+    if source.run_id is None:
+        return None
+    uri = mlflow.get_run(source.run_id).data.tags.get(BASELINE_URI_TAG)
+    return mlflow.sklearn.load_model(uri) if uri else None
+
+
+# --- Looking up a model for prediction ---------------------------------------------------
+
+#: A registry that does not answer should fail a prediction at once, not after MLflow's
+#: default 7 retries with backoff (minutes): these apply unless the user set them.
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+class ModelLookupError(ValueError):
+    """A model URI that does not resolve; the message names the URI and the reason."""
+
+
+@contextlib.contextmanager
+def _fail_fast_http():
+    added = {k: v for k, v in FAIL_FAST_HTTP.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def lookup_model(model_uri: str) -> ModelSource:
+    """`resolve_model` against the tracking store `MLFLOW_TRACKING_URI` (default
+    `sqlite:///mlflow.db`), with one-line `ModelLookupError`s instead of MLflow's.
+
+    Unlike `configure_tracking` it creates nothing: a missing SQLite store is reported
+    rather than created empty, and no experiment is set. A tracking server that does not
+    answer fails within seconds (`FAIL_FAST_HTTP`). Local model paths need no store.
+    """
+    if not model_uri.startswith(("models:/", "runs:/")):
+        return resolve_model(model_uri)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ModelLookupError(f"model {model_uri}: the tracking store {uri} does not exist "
+                               "(set MLFLOW_TRACKING_URI to the store holding the registry)")
+    mlflow.set_tracking_uri(uri)
+    try:
+        with _fail_fast_http():
+            source = resolve_model(model_uri)
+            if source.run_id and source.name is None:  # runs:/ URIs are only parsed
+                mlflow.MlflowClient().get_run(source.run_id)
+            return source
+    except mlflow.exceptions.MlflowException as err:
+        raise ModelLookupError(_lookup_failure(model_uri, uri, err)) from None
+
+
+def _lookup_failure(model_uri: str, tracking_uri: str, err: Exception) -> str:
+    """One line: an unreachable registry, or what MLflow said was not found."""
+    import requests
+
+    cause = err
+    while cause is not None:
+        if isinstance(cause, requests.exceptions.RequestException):
+            return (f"model {model_uri}: the registry at {tracking_uri} cannot be reached "
+                    f"({type(cause).__name__})")
+        cause = cause.__cause__ or cause.__context__
+    reason = str(getattr(err, "message", err)).splitlines()[0]
+    return f"model {model_uri}: not found in the registry at {tracking_uri} ({reason})"
+
+
+def load_hybrid_z_pyfunc(model_uri: str) -> HybridZPyfunc:
+    """The `HybridZPyfunc` inside a logged model: its Keras model is `.model`, and its
+    `predict` is the code path `mlflow models serve` runs."""
+    return load_pyfunc(model_uri).unwrap_python_model()

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from hzexp.config import PipelineConfig
 from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, redshifts
+from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
@@ -37,6 +38,7 @@ class TrainingResult:
     history: dict[str, list[float]]
     predictions: dict[str, np.ndarray]
     epochs_run: int
+    smoothing: SmoothingResult | None = None
 
 
 def fit_scaling(dataset: Dataset, train_rows: np.ndarray) -> MagnitudeScaling:
@@ -87,7 +89,14 @@ def train(config: PipelineConfig, dataset: Dataset,
         raise ValueError(f"{dataset.path}: training needs z_spec for every galaxy")
     keras.utils.set_random_seed(config.training.seed)
     configure_precision(config.training)
-    assignment = assignment or assign_splits(len(dataset), config.split)
+    assignment = dict(assignment or assign_splits(len(dataset), config.split))
+    smoothing = None
+    if config.split.smooth_train_nz:
+        train_rows = assignment["train"]
+        smoothing = smooth_nz(redshifts(dataset, train_rows), seed=config.split.seed)
+        assignment["train"] = train_rows[smoothing.indices]
+        log.info("n(z) smoothing kept %d of %d training galaxies (%.1f%%)",
+                 len(smoothing.indices), len(train_rows), 100 * smoothing.kept_fraction)
     scaling = fit_scaling(dataset, assignment["train"])
     core = build_hybrid_z(config.model, config.preprocess.cutout)
     compile_hybrid_z(core, config.training)
@@ -113,4 +122,4 @@ def train(config: PipelineConfig, dataset: Dataset,
                               scaling.fill, scaling.mean, scaling.scale)
     return TrainingResult(core=core, deployable=deployable, assignment=assignment,
                           scaling=scaling, history=history, predictions=predictions,
-                          epochs_run=len(history.get("loss", [])))
+                          epochs_run=len(history.get("loss", [])), smoothing=smoothing)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, train_test_split
 
 from hzexp.config import SplitConfig
 
@@ -28,7 +28,27 @@ def assign_splits(n_rows: int, split: SplitConfig) -> dict[str, np.ndarray]:
 
 def split_table(object_ids: np.ndarray, assignment: dict[str, np.ndarray]) -> pd.DataFrame:
     """`object_id, split` table, the form in which a run stores its split."""
-    labels = np.empty(len(object_ids), dtype=object)
+    labels = np.full(len(object_ids), "unused", dtype=object)  # e.g. dropped by n(z) smoothing
     for name, rows in assignment.items():
         labels[rows] = name
     return pd.DataFrame({"object_id": object_ids, "split": labels})
+
+
+def kfold_assignments(n_rows: int, k: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Paper 5.1: k folds; in run i fold i validates, fold i+1 tests, the rest trains.
+
+    Every galaxy is validated once, tested once and trained on k-2 times across the runs.
+    """
+    if k < 3:
+        raise ValueError(f"k-fold needs k >= 3 (one fold each for validation and test), got {k}")
+    if n_rows < k:
+        raise ValueError(f"cannot make {k} folds from {n_rows} galaxies")
+    folds = [np.sort(test) for _, test in KFold(k, shuffle=True, random_state=seed).split(
+        np.arange(n_rows))]
+    runs = []
+    for i in range(k):
+        val, test = folds[i], folds[(i + 1) % k]
+        train = np.sort(np.concatenate([f for j, f in enumerate(folds)
+                                        if j not in (i, (i + 1) % k)]))
+        runs.append({"train": train, "val": val, "test": test})
+    return runs

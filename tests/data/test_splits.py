@@ -17,3 +17,15 @@ def test_split_table_labels_every_object():
     table = split_table(np.arange(10, 20), assign_splits(10, SplitConfig(seed=1)))
     assert table["split"].value_counts().to_dict() == {"train": 7, "test": 2, "val": 1}
     assert table["object_id"].tolist() == list(range(10, 20))
+
+
+def test_kfold_rotates_validation_and_test_folds():
+    from hzexp.data.splits import kfold_assignments
+
+    runs = kfold_assignments(100, 5, seed=0)
+    assert len(runs) == 5
+    for i, run in enumerate(runs):
+        assert [len(run[s]) for s in ("train", "val", "test")] == [60, 20, 20]
+        assert np.array_equal(np.sort(np.concatenate(list(run.values()))), np.arange(100))
+        assert np.array_equal(run["test"], runs[(i + 1) % 5]["val"])
+    assert np.array_equal(np.sort(np.concatenate([r["test"] for r in runs])), np.arange(100))
