@@ -32,10 +32,7 @@ class PredictionModel:
 
     @property
     def pinned_uri(self) -> str:
-        """`models:/<name>/<version>` for a registered model, else the URI as given."""
-        if self.source.name and self.source.version:
-            return f"models:/{self.source.name}/{self.source.version}"
-        return self.source.uri
+        return pinned_uri(self.source)
 
     @property
     def label(self) -> str:
@@ -74,16 +71,21 @@ class PredictionModel:
         return framed
 
 
+def pinned_uri(source: tracking.ModelSource) -> str:
+    """`models:/<name>/<version>` for a registered model, else the URI as given."""
+    if source.name and source.version:
+        return f"models:/{source.name}/{source.version}"
+    return source.uri
+
+
 def load_prediction_model(model_uri: str) -> PredictionModel:
     """Resolve `model_uri` to a pinned version and load it; `PredictionError` if absent."""
     try:
         source = tracking.lookup_model(model_uri)
     except tracking.ModelLookupError as err:
         raise PredictionError(str(err)) from None
-    pinned = (f"models:/{source.name}/{source.version}" if source.name and source.version
-              else source.uri)
     try:
-        pyfunc = tracking.load_hybrid_z_pyfunc(pinned)
+        pyfunc = tracking.load_hybrid_z_pyfunc(pinned_uri(source))
     except OSError as err:
         raise PredictionError(f"model {model_uri}: cannot be loaded ({err})") from None
     keras_model = pyfunc.model
