@@ -101,3 +101,32 @@ def test_cli_rejects_a_bad_pipeline_before_training(capsys):
     assert main(["train", "--pipeline", str(SMOKE), "--set", "model.depth=7"]) == 2
     err = capsys.readouterr().err
     assert "model.depth = 7: must be 3, 4 or 5" in err and "smoke.yaml" in err
+
+
+def test_kfold_logs_nested_folds_and_their_spread(smoke_config):
+    from hzexp.experiment import tracked_kfold
+
+    summary = tracked_kfold(smoke_config, 3, run_name="kfold-test")
+    parent = mlflow.search_runs(filter_string="attributes.run_name = 'kfold-test'",
+                                output_format="list")[0]
+    folds = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                               output_format="list")
+    assert sorted(r.info.run_name for r in folds) == ["fold-0", "fold-1", "fold-2"]
+    smads = [r.data.metrics["smad_dz"] for r in folds]
+    assert parent.data.metrics["kfold_mean_smad_dz"] == pytest.approx(np.mean(smads))
+    assert parent.data.metrics["kfold_std_smad_dz"] == pytest.approx(np.std(smads, ddof=1))
+    assert summary["kfold_mean_n_test"] == pytest.approx(80)  # 240 galaxies / 3 folds
+
+
+def test_nz_smoothing_option_logs_kept_fraction_and_figure(smoke_config):
+    import dataclasses
+
+    config = dataclasses.replace(smoke_config,
+                                 split=dataclasses.replace(smoke_config.split,
+                                                           smooth_train_nz=True))
+    outcome = tracked_training(config, run_name="smoothed")
+    kept = outcome.metrics["nz_kept_fraction"]
+    assert 0 < kept <= 1
+    assert len(outcome.result.assignment["train"]) == round(kept * 168)  # 70% of 240
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(outcome.run_id, "figures")}
+    assert "figures/nz_smoothing.html" in artifacts

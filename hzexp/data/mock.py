@@ -15,6 +15,8 @@ structure), `mock_photometry` (component fluxes, catalogue errors), `mock_images
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,12 @@ from hzexp.data.mock_population import CandidateSampler, CosmologyGrid, add_stru
 from hzexp.data.mock_sed import SEDPY_FILTER_NAMES, TEMPLATE_FILES
 from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, DatasetWriter
 
+#: Version of the generative model: bump it whenever the code that turns parameters and a
+#: seed into galaxies changes (new physics, a different order of random draws), so cached
+#: mock datasets written by older code are detected as stale through `mock_fingerprint`.
+#: 2: bulge/disk with separate SED variation (tight old bulges, scattered disks), compact
+#:    bulges, stronger B/T-type link, catalogue zero-point error 0.02 mag.
+MOCK_MODEL_VERSION = 2
 #: Galaxies per random-generator block: fixed, so results never depend on `chunk_size`.
 GENERATION_BLOCK = 512
 #: First object_id; ids are OBJECT_ID_OFFSET + position in the mock.
@@ -141,6 +149,20 @@ class MockSurvey:
         return rows
 
 
+def mock_fingerprint(params: MockParameters | None = None) -> str:
+    """Short hash of `MOCK_MODEL_VERSION`, the generation block and every parameter value.
+
+    Two mocks of the same seed have the same content iff their fingerprints agree; it is
+    written into the manifest provenance, so a consumer can tell a cached mock made by
+    older code (or other parameters) from a current one.
+    """
+    params = params or MockParameters()
+    record = {"model_version": MOCK_MODEL_VERSION, "generation_block": GENERATION_BLOCK,
+              "parameters": params.as_provenance()}
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def sky_positions(rng: np.random.Generator, n: int,
                   patches: tuple[tuple[float, float, float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
     """Uniform positions on the sphere (uniform in sin dec) within GAMA-like patches."""
@@ -169,6 +191,8 @@ def simulate(out_dir: str | Path, n_galaxies: int, seed: int = 42, chunk_size: i
         "templates": list(TEMPLATE_FILES), "filters": list(SEDPY_FILTER_NAMES),
         "image_flux_unit": f"10^(-0.4 (m_AB - {survey.params.image_zero_point_ab}))",
         "parameters": survey.params.as_provenance(),
+        "mock_model_version": MOCK_MODEL_VERSION,
+        "mock_fingerprint": mock_fingerprint(survey.params),
     }
     n_blocks = -(-n_galaxies // GENERATION_BLOCK)
     with DatasetWriter(out_dir, stored_size, provenance, survey.params.pixel_scale_arcsec,

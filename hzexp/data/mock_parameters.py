@@ -40,19 +40,23 @@ class MockParameters:
     r_auto_limit: float = 20.0
 
     # --- SED types: continuous index on El=0, Sbc=1, Scd=2, Im=3, SB3=4, SB2=5 -----------
-    # Bulges are old (El..Sbc), disks younger (Sbc..SB2 for blue galaxies); the mix of the
-    # two, weighted by the bulge-to-total ratio, is the galaxy SED (morphology-colour link).
+    # Two components with distinct stellar populations. Bulges of every galaxy are old and
+    # uniform, a red sequence (El, a little younger in spirals); disks are younger (Sbc..SB2
+    # for blue galaxies) and carry most of the intrinsic SED variation (below). The mix of
+    # the two, weighted by the bulge-to-total ratio, is the galaxy SED; B/T is tied tightly
+    # to the disk type (Sa-like blue galaxies have big bulges, irregulars almost none), the
+    # morphology-colour link.
     red_bulge_type_mean: float = 0.05
-    red_bulge_type_sigma: float = 0.15
+    red_bulge_type_sigma: float = 0.07
     red_disk_type_offset: tuple[float, float] = (0.3, 0.9)
-    red_bulge_fraction_mean: float = 0.7
-    red_bulge_fraction_sigma: float = 0.15
+    red_bulge_fraction_mean: float = 0.75
+    red_bulge_fraction_sigma: float = 0.1
     blue_disk_type_range: tuple[float, float] = (1.0, 5.0)
-    blue_bulge_type_mean: float = 0.7
-    blue_bulge_type_sigma: float = 0.3
-    blue_bulge_fraction_at_sbc: float = 0.4
-    blue_bulge_fraction_slope: float = -0.08
-    blue_bulge_fraction_sigma: float = 0.1
+    blue_bulge_type_mean: float = 0.25
+    blue_bulge_type_sigma: float = 0.1
+    blue_bulge_fraction_at_sbc: float = 0.45
+    blue_bulge_fraction_slope: float = -0.1
+    blue_bulge_fraction_sigma: float = 0.07
 
     # --- sizes: Shen et al. (2003) r-band size-luminosity relations (kpc, h = 0.7) ------
     early_size_slope: float = 0.65
@@ -63,27 +67,35 @@ class MockParameters:
     size_m0: float = -20.52
     size_sigma_bright: float = 0.25
     size_sigma_faint: float = 0.48
-    bulge_radius_fraction: float = 0.6
-    disk_radius_fraction: float = 1.1
+    # Bulge (Sersic 4) and disk (exponential) half-light radii as fractions of the Shen
+    # radius: compact bulges inside larger disks (Gadotti 2009: r_e,bulge / r_e,disk ~ 0.2-0.4),
+    # so the centre is bulge-dominated even after the KiDS PSF.
+    bulge_radius_fraction: float = 0.35
+    disk_radius_fraction: float = 1.3
     disk_intrinsic_thickness: float = 0.15
     bulge_axis_ratio_range: tuple[float, float] = (0.6, 1.0)
 
     # --- (a) intrinsic SED variation: seen by images AND magnitudes -----------------------
+    # Per component, so that the catalogue's total light mixes them while resolved images
+    # can separate the clean bulge colour from the scattered disk colour:
     # Calzetti et al. (2000) attenuation on the disk, growing with inclination
     # A_V = A_V,face-on (1 - slope log10 cos i) (cf. Driver et al. 2007); age/metallicity
-    # scatter as a smooth random tilt of the SED in rest-frame log-wavelength (Legendre
-    # degrees 1-3); emission-line-like independent per-band scatter (lines fall into
-    # different bands at different z).
+    # (star-formation history) scatter as a smooth random tilt of the SED in rest-frame
+    # log-wavelength (Legendre degrees 1-3); emission-line-like independent per-band scatter
+    # (lines fall into different bands at different z). Bulges: a red-sequence-like
+    # ~0.03 mag colour scatter; disks: most of the variation.
     red_disk_av_face_on: float = 0.1
     blue_disk_av_face_on: float = 0.3
     disk_av_lognormal_sigma: float = 0.5
     disk_av_inclination_slope: float = 2.0
-    sed_tilt_sigma_mag: tuple[float, float, float] = (0.03, 0.015, 0.01)
-    red_line_scatter_mag: float = 0.01
-    blue_line_scatter_mag: float = 0.025
+    bulge_sed_tilt_sigma_mag: tuple[float, float, float] = (0.015, 0.007, 0.005)
+    bulge_line_scatter_mag: float = 0.005
+    disk_sed_tilt_sigma_mag: tuple[float, float, float] = (0.07, 0.035, 0.02)
+    red_disk_line_scatter_mag: float = 0.02
+    blue_disk_line_scatter_mag: float = 0.04
 
-    # --- (b) catalogue only: GAaP aperture + zero-point errors ----------------------------
-    catalogue_zero_point_sigma_mag: float = 0.03
+    # --- (b) catalogue only: GAaP aperture + zero-point errors (~0.02 mag) -----------------
+    catalogue_zero_point_sigma_mag: float = 0.02
     masked_extra_sigma_mag: float = 0.015
     r_auto_sigma_mag: float = 0.03
 

@@ -2,8 +2,9 @@
 
 The error budget is split so that the images are never a shortcut:
 (a) intrinsic SED variation -- template mixing, inclination-dependent disk dust, a smooth
-    age/metallicity tilt and emission-line-like per-band scatter -- is part of the true
-    component fluxes, which both the images and the catalogue see;
+    age/metallicity tilt and emission-line-like per-band scatter, each component with its
+    own (tight for the old bulge, broad for the disk) -- is part of the true component
+    fluxes, which both the images and the catalogue see; the catalogue sees only their sum;
 (b) aperture-photometry and zero-point errors (~0.02 mag) and sky noise from the KiDS/VIKING
     depths are added to the catalogue only (`observe_catalogue`);
 (c) image zero-point and PSF jitter are applied to the images only (`mock_images`).
@@ -37,13 +38,25 @@ def calzetti_k(wavelength_a: np.ndarray) -> np.ndarray:
     return np.where(x > 1.0 / 0.63, uv_optical, red)
 
 
+def _sed_variation(tilt_basis: np.ndarray, tilt_sigma: tuple[float, float, float],
+                   line_sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, bands) flux factors of one component: a smooth SED tilt (zero at rest-frame r)
+    times independent per-band emission-line-like scatter of `line_sigma` (n, 1) mag."""
+    n = tilt_basis.shape[0]
+    tilt = np.einsum("nbk,nk->nb", tilt_basis, rng.normal(0.0, tilt_sigma, (n, 3)))
+    lines = line_sigma * rng.standard_normal(tilt.shape)
+    return 10.0 ** (-0.4 * (tilt + lines))
+
+
 def component_fluxes(galaxies: pd.DataFrame, table: FluxTable, cosmology: CosmologyGrid,
                      p: MockParameters, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """True (noiseless) bulge and disk fluxes, each (n, n_table_bands), in image units.
 
     Per unit rest-frame r luminosity each component has its template's K-corrected colours;
     the disk is attenuated relative to rest-frame r (so M_r stays the observed, attenuated
-    luminosity the LFs describe); SED tilt and line scatter multiply both components.
+    luminosity the LFs describe). Each component gets its own SED tilt and line scatter:
+    small for the old bulge (red-sequence-like), large for the disk, so the intrinsic colour
+    scatter of the total light lives mostly in the disk.
     """
     n = len(galaxies)
     z = galaxies["z"].to_numpy()
@@ -56,20 +69,20 @@ def component_fluxes(galaxies: pd.DataFrame, table: FluxTable, cosmology: Cosmol
                                                  - calzetti_k(reference_wavelength))
     tilt_x = np.log10(rest_wavelength / reference_wavelength) / np.log10(4.0)
     tilt_basis = legendre.legvander(tilt_x, 3)[..., 1:] - legendre.legvander(0.0, 3)[..., 1:]
-    tilt_coefficients = rng.normal(0.0, p.sed_tilt_sigma_mag, (n, 3))
-    tilt = np.einsum("nbk,nk->nb", tilt_basis, tilt_coefficients)
-    line_sigma = np.where(red, p.red_line_scatter_mag, p.blue_line_scatter_mag)[:, None]
-    lines = line_sigma * rng.standard_normal(rest_wavelength.shape)
-    variation = 10.0 ** (-0.4 * (tilt + lines))
+    bulge_variation = _sed_variation(tilt_basis, p.bulge_sed_tilt_sigma_mag,
+                                     np.full((n, 1), p.bulge_line_scatter_mag), rng)
+    disk_line_sigma = np.where(red, p.red_disk_line_scatter_mag,
+                               p.blue_disk_line_scatter_mag)[:, None]
+    disk_variation = _sed_variation(tilt_basis, p.disk_sed_tilt_sigma_mag, disk_line_sigma, rng)
 
     luminosity = 10.0 ** (-0.4 * (galaxies["abs_mag_r"].to_numpy()
                                   + cosmology.distance_modulus_at(z) - p.image_zero_point_ab))
     bulge_fraction = galaxies["bulge_fraction"].to_numpy()
-    bulge = table.interpolate(galaxies["bulge_type"].to_numpy(), z)
-    disk = table.interpolate(galaxies["disk_type"].to_numpy(), z) * 10.0 ** (-0.4 * disk_attenuation)
-    scale = luminosity[:, None] * variation
-    return (scale * bulge_fraction[:, None] * bulge,
-            scale * (1.0 - bulge_fraction[:, None]) * disk)
+    bulge = table.interpolate(galaxies["bulge_type"].to_numpy(), z) * bulge_variation
+    disk = (table.interpolate(galaxies["disk_type"].to_numpy(), z) * disk_variation
+            * 10.0 ** (-0.4 * disk_attenuation))
+    return (luminosity[:, None] * bulge_fraction[:, None] * bulge,
+            luminosity[:, None] * (1.0 - bulge_fraction[:, None]) * disk)
 
 
 def flux_noise_sigma(half_light_arcsec: np.ndarray, p: MockParameters) -> np.ndarray:

@@ -1,0 +1,152 @@
+"""Catalogue prediction at scale: end-to-end speed vs the bare model, and memory vs size.
+
+For each catalogue size a fresh subprocess (so ru_maxrss is that size's peak) runs
+`predict_catalogue` on a mock dataset directory, then times the same model's
+`predict_on_batch` on preloaded in-memory arrays at the same batch size. Targets:
+end-to-end / bare >= 0.9, and peak RSS(largest) / RSS(smallest) <= 1.2 (memory does not grow
+with the catalogue). Prints the extrapolated time for KiDS-Bright's 1.2 million galaxies.
+
+    python bench/predict_scale.py                          # default-architecture model
+    python bench/predict_scale.py --model-uri models:/hybrid-z@champion --sizes 20000
+
+Without --model-uri an untrained model of the default architecture (pipelines/mock.yaml,
+36 px cutout) is exported with a scaler fitted on the data and logged to a temporary MLflow
+store: throughput does not depend on the weights. Mocks are cached under --cache
+(~1100 galaxies/s to build, 37 kB a galaxy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KIDS_BRIGHT = 1_200_000
+PIPELINE = Path(__file__).parents[1] / "pipelines" / "mock.yaml"
+BARE_BATCHES = 20
+
+
+def mock_dataset(cache: Path, n_galaxies: int) -> Path:
+    """The cached mock of `n_galaxies` (seed 42), simulated on first use."""
+    from hzexp.data.mock import simulate
+
+    path = cache / f"mock-{n_galaxies}-s42"
+    if not path.exists():
+        simulate(path, n_galaxies=n_galaxies, seed=42)
+    return path
+
+
+def default_model_uri(data: Path, store: Path) -> str:
+    """Log an untrained default-architecture deployable model to a store under `store`."""
+    import keras
+    import numpy as np
+
+    from hzexp import tracking
+    from hzexp.config import load_pipeline
+    from hzexp.data.pipeline import magnitudes
+    from hzexp.data.store import Dataset
+    from hzexp.model.export import export_model
+    from hzexp.model.hybrid import build_hybrid_z
+    from hzexp.model.preprocessing import fit_magnitude_standardiser
+
+    dataset = Dataset.open(data)
+    config = load_pipeline(PIPELINE)
+    cutout = config.preprocess.cutout
+    keras.utils.set_random_seed(0)
+    scaler = fit_magnitude_standardiser(magnitudes(dataset, np.arange(len(dataset))))
+    deployable = export_model(build_hybrid_z(config.model, cutout), cutout,
+                              dataset.stored_size, *scaler)
+    os.chdir(store)
+    tracking.configure_tracking("predict-bench")
+    with tracking.start_run("predict-bench-model", tags={}):
+        return tracking.log_deployable_model(deployable, dataset.stored_size)
+
+
+def measure(data: Path, model_uri: str, batch_size: int, chunk_size: int) -> dict:
+    """One size, in this (fresh) process: end-to-end and bare-model galaxies/s, peak RSS."""
+    import numpy as np
+
+    from hzexp import tracking
+    from hzexp.data.pipeline import magnitudes
+    from hzexp.data.store import Dataset
+    from hzexp.inference import predict_catalogue
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        report = predict_catalogue(data, Path(tmp) / "photoz.parquet", model_uri=model_uri,
+                                   batch_size=batch_size, chunk_size=chunk_size,
+                                   progress=False)
+        end_to_end = report.n_galaxies / (time.perf_counter() - started)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    keras_model = tracking.load_hybrid_z_pyfunc(model_uri).model
+    dataset = Dataset.open(data)
+    rows = np.arange(min(len(dataset), BARE_BATCHES * batch_size))
+    images, mags = dataset.read_images(rows), magnitudes(dataset, rows)
+    batches = [{"image": images[i:i + batch_size], "mags": mags[i:i + batch_size]}
+               for i in range(0, len(rows), batch_size)]
+    keras_model.predict_on_batch(batches[0])  # trace once, as predict_catalogue did
+    started = time.perf_counter()
+    for batch in batches:
+        keras_model.predict_on_batch(batch)
+    bare = len(rows) / (time.perf_counter() - started)
+    return {"n": report.n_galaxies, "end_to_end": end_to_end, "bare": bare,
+            "peak_rss_mb": peak_rss_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-uri", help="MLflow model URI (default: an untrained "
+                                            "default-architecture model in a temporary store)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--cache", type=Path, default=Path("data/bench"),
+                        help="where the mock catalogues are kept")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--chunk-size", type=int, default=2048)
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.model_uri, args.batch_size,
+                                 args.chunk_size)))
+        return
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    datasets = {n: mock_dataset(args.cache.resolve(), n) for n in args.sizes}
+    with tempfile.TemporaryDirectory() as store:
+        env = dict(os.environ)
+        if args.model_uri is None:
+            env["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(store) / 'mlflow.db'}"
+            os.environ.update(env)
+            args.model_uri = default_model_uri(datasets[min(args.sizes)], Path(store))
+        results = []
+        for n, data in datasets.items():
+            child = subprocess.run(
+                [sys.executable, __file__, "--measure", str(data), "--model-uri", args.model_uri,
+                 "--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size)],
+                env=env, cwd=store, capture_output=True, text=True, check=False)
+            if child.returncode:
+                sys.exit(f"measuring {n} galaxies failed:\n{child.stderr[-3000:]}")
+            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+
+    print(f"model {args.model_uri}  batch {args.batch_size}  chunk {args.chunk_size}  "
+          f"cpus {os.cpu_count()}  load average {os.getloadavg()[0]:.1f}")
+    for r in results:
+        print(f"{r['n']:>8} galaxies: end to end {r['end_to_end']:7.1f} gal/s   bare model "
+              f"{r['bare']:7.1f} gal/s   ratio {r['end_to_end'] / r['bare']:.3f} (target >= 0.9)"
+              f"   peak RSS {r['peak_rss_mb']:7.0f} MB")
+    smallest, largest = results[0], results[-1]
+    print(f"peak RSS {largest['n']} / {smallest['n']} galaxies: "
+          f"{largest['peak_rss_mb'] / smallest['peak_rss_mb']:.3f} (target <= 1.2)")
+    hours = KIDS_BRIGHT / largest["end_to_end"] / 3600
+    print(f"extrapolated for {KIDS_BRIGHT:,} galaxies: {hours:.2f} h "
+          f"at {largest['end_to_end']:.0f} gal/s")
+
+
+if __name__ == "__main__":
+    main()
