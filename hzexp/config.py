@@ -251,17 +251,23 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """Read, override and validate a pipeline file; errors name the file and the key."""
-    path = Path(path)
+def read_yaml_mapping(path: Path, kind: str) -> dict:
+    """A YAML file's top-level mapping; errors name the file and say what it should be."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{path}: pipeline file not found") from None
+        raise ConfigError(f"{path}: {kind} file not found") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Read, override and validate a pipeline file; errors name the file and the key."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "pipeline")
     try:
         config = from_dict(PipelineConfig, apply_overrides(data, overrides or []))
         config.validate()
@@ -316,12 +322,7 @@ def _check_parameter(key: str, spec: ParameterSpec) -> None:
 def load_search_space(path: str | Path) -> SearchSpace:
     """Read and validate a search space; errors name the file and the parameter entry."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: search space file not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml_mapping(path, "search space")
     try:
         unknown = sorted(set(data) - {"name", "parameters", "study"})
         if unknown:

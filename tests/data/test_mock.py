@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import curve_fit
 
-from hzexp.data.mock import GENERATION_BLOCK, MockSurvey, simulate
+from hzexp.data.mock import GENERATION_BLOCK, MockSurvey, mock_fingerprint, simulate
 from hzexp.data.mock_defects import add_artefacts
 from hzexp.data.mock_flux_table import REST_FRAME_BAND, build_flux_table, survey_flux_table
 from hzexp.data.mock_images import moffat_alpha, render_stamps
@@ -99,6 +99,22 @@ def test_manifest_records_the_parameters(small_mock):
     assert provenance["parameters"] == as_json
 
 
+def test_manifest_records_the_mock_fingerprint(small_mock):
+    provenance = small_mock.manifest["provenance"]
+    assert provenance["mock_fingerprint"] == mock_fingerprint() == mock_fingerprint(MockParameters())
+    other = dataclasses.replace(MockParameters(), catalogue_zero_point_sigma_mag=0.021)
+    assert mock_fingerprint(other) != mock_fingerprint()
+    assert len(mock_fingerprint()) == 16
+
+
+def test_fingerprint_changes_with_the_model_version(monkeypatch):
+    import hzexp.data.mock as mock
+
+    current = mock_fingerprint()
+    monkeypatch.setattr(mock, "MOCK_MODEL_VERSION", mock.MOCK_MODEL_VERSION + 1)
+    assert mock.mock_fingerprint() != current
+
+
 def test_flux_table_is_cached_atomically(tmp_path, monkeypatch):
     monkeypatch.setenv("HZEXP_CACHE_DIR", str(tmp_path))
     built = survey_flux_table()
@@ -120,8 +136,9 @@ def test_nz_red_fraction_and_selection(galaxies):
 
 def test_galaxies_get_fainter_with_redshift_at_fixed_luminosity(survey):
     z = np.linspace(0.02, 0.7, 40)
-    params = dataclasses.replace(survey.params, sed_tilt_sigma_mag=(0, 0, 0),
-                                 red_line_scatter_mag=0.0, blue_line_scatter_mag=0.0)
+    params = dataclasses.replace(survey.params, bulge_sed_tilt_sigma_mag=(0, 0, 0),
+                                 disk_sed_tilt_sigma_mag=(0, 0, 0), bulge_line_scatter_mag=0.0,
+                                 red_disk_line_scatter_mag=0.0, blue_disk_line_scatter_mag=0.0)
     for sed in (0.0, 3.0):
         same = pd.DataFrame({"z": z, "abs_mag_r": -21.0, "is_red": sed < 1, "bulge_type": sed,
                              "disk_type": sed, "bulge_fraction": 0.5, "disk_av": 0.3})
@@ -153,6 +170,37 @@ def test_g_minus_r_is_bimodal(galaxies):
     red_peak = np.flatnonzero(~blue_side)[np.argmax(counts[~blue_side])]
     valley = counts[blue_peak:red_peak + 1].min()
     assert valley < 0.9 * min(counts[blue_peak], counts[red_peak])
+
+
+def test_sed_scatter_lives_in_the_disk(galaxies):
+    """Bulges are a tight red sequence; disks carry most of the intrinsic colour scatter, so
+    the total (catalogue) colour is more scattered than the bulge's."""
+    g = galaxies.galaxies
+    z = g["z"].to_numpy()
+    gi, ri = MAG_BANDS.index("g"), MAG_BANDS.index("r")
+    in_slice = (z > 0.19) & (z < 0.21) & (g["bulge_fraction"].to_numpy() > 0.05)
+
+    def colour_scatter(flux):
+        colour = -2.5 * np.log10(flux[in_slice, gi] / flux[in_slice, ri])
+        return 1.4826 * np.median(np.abs(colour - np.median(colour)))
+
+    bulge = colour_scatter(galaxies.bulge_flux)
+    disk = colour_scatter(galaxies.disk_flux)
+    print(f"g-r scatter at z = 0.2: bulge {bulge:.3f}, disk {disk:.3f}")
+    assert bulge < 0.05
+    assert disk > 2 * bulge
+
+
+def test_bulges_are_compact_and_tied_to_type(galaxies):
+    g = galaxies.galaxies
+    assert np.all(g["bulge_re_arcsec"] < 0.5 * g["disk_re_arcsec"])
+    red = g["is_red"].to_numpy()
+    bulge_fraction = g["bulge_fraction"].to_numpy()
+    assert np.median(bulge_fraction[red]) > 0.6
+    assert np.median(bulge_fraction[~red]) < 0.35
+    late = ~red & (g["disk_type"].to_numpy() > 3)
+    early = ~red & (g["disk_type"].to_numpy() < 2)
+    assert np.median(bulge_fraction[late]) < np.median(bulge_fraction[early]) - 0.15
 
 
 def test_nir_gaps_are_a_few_percent(galaxies):
