@@ -35,12 +35,12 @@ class MagnitudeScaling:
 
 def magnitudes(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """Raw AB magnitudes (N, 9) of catalogue rows, NaN where unmeasured."""
-    return dataset.catalogue[list(MAG_COLUMNS)].to_numpy(dtype=np.float32)[rows]
+    return dataset.magnitude_array[rows]
 
 
 def redshifts(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """Spectroscopic redshifts of catalogue rows, as float32 labels."""
-    return dataset.catalogue["z_spec"].to_numpy(dtype=np.float32)[rows]
+    return dataset.z_spec_array[rows]
 
 
 def max_shift_pixels(preprocess: PreprocessConfig, stored_size: int) -> int:

@@ -15,6 +15,7 @@ Two properties matter at survey scale (1.2 million galaxies are 44 GB of images)
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -289,6 +290,16 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.catalogue)
+
+    @functools.cached_property
+    def magnitude_array(self) -> np.ndarray:
+        """All raw magnitudes (N, 9) float32, converted once (per-chunk reads slice it)."""
+        return self.catalogue[list(MAG_COLUMNS)].to_numpy(dtype=np.float32)
+
+    @functools.cached_property
+    def z_spec_array(self) -> np.ndarray:
+        """All spectroscopic redshifts (N,) float32, NaN when unknown."""
+        return self.catalogue["z_spec"].to_numpy(dtype=np.float32)
 
     def read_images(self, rows: np.ndarray) -> np.ndarray:
         """Images of catalogue rows `rows` (positions), in that order, pixel-checked."""
