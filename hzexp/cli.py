@@ -15,6 +15,7 @@ import sys
 
 from hzexp.config import ConfigError
 from hzexp.data.store import DatasetError
+from hzexp.inference_errors import PredictionError
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -63,6 +64,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     table = tracked_evaluation(args.model_uri, args.data, name=args.name, out=args.out)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from hzexp.inference import predict_catalogue
+
+    report = predict_catalogue(args.data, args.out, model_uri=args.model_uri,
+                               batch_size=args.batch_size, chunk_size=args.chunk_size,
+                               evaluate=args.evaluate, progress=not args.no_progress,
+                               restart=args.restart)
+    print(report.summary())
 
 
 def _mapping(items: list[str]) -> dict[str, str]:
@@ -163,6 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--name", default=None, help="sample label (default: directory name)")
     evaluate.add_argument("--out", default=None, help="also write the rows to this CSV")
     evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="photo-z catalogue from a registered model "
+                                                  "(streamed, resumable)")
+    predict.add_argument("--data", required=True,
+                         help="dataset directory, or an official Hybrid-z FITS table "
+                              "(.fits, .fit, .fits.gz)")
+    predict.add_argument("--out", required=True,
+                         help="output catalogue: FITS if it ends in .fits, else parquet")
+    predict.add_argument("--model-uri", default="models:/hybrid-z@champion")
+    predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--chunk-size", type=int, default=2048)
+    predict.add_argument("--evaluate", action="store_true",
+                         help="also write Table 1 against z_spec to <out stem>_stats.csv")
+    predict.add_argument("--restart", action="store_true",
+                         help="discard an unfinished run's parts instead of resuming it")
+    predict.add_argument("--no-progress", action="store_true")
+    predict.set_defaults(handler=_predict)
     return parser
 
 
@@ -182,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args.handler(args)
-    except (ConfigError, DatasetError) as err:
+    except (ConfigError, DatasetError, PredictionError) as err:
         print(f"hzexp {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hzexp.data.store import MAG_COLUMNS, Dataset
+from hzexp.data.pipeline import magnitudes
+from hzexp.data.store import Dataset
 
 _POLL_SECONDS = 0.1
 _DONE = object()
@@ -54,7 +55,7 @@ def prefetched_chunks(dataset: Dataset, start: int, chunk_size: int,
         try:
             first = start
             for rows, images in dataset.iter_chunks(np.arange(start, len(dataset)), chunk_size):
-                mags = rows[list(MAG_COLUMNS)].to_numpy(dtype=np.float32)
+                mags = magnitudes(dataset, np.arange(first, first + len(rows)))
                 if not put(Chunk(first, rows, images, mags)):
                     return
                 first += len(rows)
