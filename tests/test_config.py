@@ -17,7 +17,7 @@ def test_shipped_pipelines_load(name):
 def test_mock_pipeline_is_the_paper_setup_on_20k_galaxies():
     config = load_pipeline(PIPELINES / "mock.yaml")
     assert config.data.mock.n_galaxies >= 20000
-    assert config.training.huber_delta == 1e-3
+    assert config.training.huber_delta == 1e-3 and config.preprocess.cutout == 36
     assert (config.split.train, config.split.val, config.split.test) == (0.70, 0.15, 0.15)
     assert config.model.inception_filters == (64, 96, 128, 16, 32, 32)
 

@@ -49,12 +49,12 @@ class MockParameters:
     red_bulge_type_mean: float = 0.05
     red_bulge_type_sigma: float = 0.07
     red_disk_type_offset: tuple[float, float] = (0.3, 0.9)
-    red_bulge_fraction_mean: float = 0.7
+    red_bulge_fraction_mean: float = 0.75
     red_bulge_fraction_sigma: float = 0.1
     blue_disk_type_range: tuple[float, float] = (1.0, 5.0)
     blue_bulge_type_mean: float = 0.25
     blue_bulge_type_sigma: float = 0.1
-    blue_bulge_fraction_at_sbc: float = 0.4
+    blue_bulge_fraction_at_sbc: float = 0.45
     blue_bulge_fraction_slope: float = -0.1
     blue_bulge_fraction_sigma: float = 0.07
 
@@ -86,13 +86,13 @@ class MockParameters:
     # ~0.03 mag colour scatter; disks: most of the variation.
     red_disk_av_face_on: float = 0.1
     blue_disk_av_face_on: float = 0.3
-    disk_av_lognormal_sigma: float = 0.3
-    disk_av_inclination_slope: float = 2.5
+    disk_av_lognormal_sigma: float = 0.5
+    disk_av_inclination_slope: float = 2.0
     bulge_sed_tilt_sigma_mag: tuple[float, float, float] = (0.015, 0.007, 0.005)
     bulge_line_scatter_mag: float = 0.005
-    disk_sed_tilt_sigma_mag: tuple[float, float, float] = (0.1, 0.05, 0.025)
-    red_disk_line_scatter_mag: float = 0.03
-    blue_disk_line_scatter_mag: float = 0.045
+    disk_sed_tilt_sigma_mag: tuple[float, float, float] = (0.07, 0.035, 0.02)
+    red_disk_line_scatter_mag: float = 0.02
+    blue_disk_line_scatter_mag: float = 0.04
 
     # --- (b) catalogue only: GAaP aperture + zero-point errors (~0.02 mag) -----------------
     catalogue_zero_point_sigma_mag: float = 0.02

@@ -1,16 +1,21 @@
 """Resolve a pipeline's `data` section to an opened dataset directory.
 
 `source: mock` generates the built-in mock survey at `path` on first use and reuses it
-afterwards (checking that the cached one was made with the requested size and seed);
+afterwards, after checking that the cached one was made with the requested size and seed
+by the current mock model (its fingerprint: parameters and model version), and
+rebuilding it when it was not;
 `source: directory` opens an existing dataset directory (ingested KiDS data, for example).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from hzexp.config import DataConfig
 from hzexp.data.store import Dataset, DatasetError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_dataset(data: DataConfig, progress: bool = True) -> Dataset:
@@ -18,15 +23,20 @@ def resolve_dataset(data: DataConfig, progress: bool = True) -> Dataset:
     path = Path(data.path)
     if data.source == "directory":
         return Dataset.open(path)
-    if not path.exists():
-        from hzexp.data.mock import simulate
+    from hzexp.data.mock import mock_fingerprint, simulate
 
-        simulate(path, n_galaxies=data.mock.n_galaxies, seed=data.mock.seed, progress=progress)
-    dataset = Dataset.open(path)
-    made = dataset.manifest.get("provenance", {})
-    wanted = {"n_galaxies": data.mock.n_galaxies, "seed": data.mock.seed}
-    found = {k: made.get(k) for k in wanted}
-    if found != wanted:
-        raise DatasetError(f"{path}: cached mock was made with {found}, the pipeline asks for "
-                           f"{wanted}; delete the directory or point data.path elsewhere")
-    return dataset
+    wanted = {"n_galaxies": data.mock.n_galaxies, "seed": data.mock.seed,
+              "mock_fingerprint": mock_fingerprint()}
+    if path.exists():
+        made = Dataset.open(path).manifest.get("provenance", {})
+        found = {k: made.get(k) for k in wanted}
+        if found == wanted:
+            return Dataset.open(path)
+        if made.get("source") != "mock":
+            raise DatasetError(f"{path}: not a mock dataset, but the pipeline's data.source is "
+                               f"mock; point data.path elsewhere")
+        log.warning("%s: cached mock was made with %s, the pipeline asks for %s: rebuilding it",
+                    path, found, wanted)
+    simulate(path, n_galaxies=data.mock.n_galaxies, seed=data.mock.seed, progress=progress,
+             overwrite=True)
+    return Dataset.open(path)
