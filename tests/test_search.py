@@ -13,6 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hzexp.cli import main
 from hzexp.config import ConfigError, load_pipeline, load_search_space
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
@@ -70,6 +71,10 @@ def test_three_trial_search_registers_a_loadable_champion(tracking_env, smoke_pi
     again = run_search(str(smoke_pipeline), str(SPACE), n_trials=3,
                        storage=storage_url(tracking_env), study_name="s3")
     assert again.n_finished == 3 and again.registration.version == outcome.registration.version
+    assert len(mlflow.MlflowClient().search_model_versions("name='hybrid-z'")) == 1
+    # The registration step on its own (for a study finished elsewhere) is idempotent too.
+    assert main(["register", "--pipeline", str(smoke_pipeline), "--space", str(SPACE),
+                 "--study", "s3", "--storage", storage_url(tracking_env)]) == 0
     assert len(mlflow.MlflowClient().search_model_versions("name='hybrid-z'")) == 1
 
 
