@@ -1,4 +1,4 @@
-"""Real-data path end to end: KiDS-like tiles -> ingest -> train (smoke) -> evaluate.
+"""Real-data path end to end: KiDS-like tiles -> ingest -> train -> evaluate -> predict.
 
 The smoke mock's stamps are pasted into two bands-complete FITS tiles with a real TAN WCS,
 with a KiDS-Bright catalogue (KiDS column names) and a GAMA-like spec-z catalogue, so the
@@ -17,6 +17,7 @@ from conftest import REPO
 from hzexp.cli import main
 from hzexp.config import load_pipeline
 from hzexp.data.store import MAG_BANDS, Dataset
+from hzexp.inference import read_predictions
 
 SPACING = 60  # px between stamp centres
 STAMP = 48
@@ -109,3 +110,11 @@ def test_train_then_evaluate_on_ingested_data(ingested, tracking_env):
                                     output_format="list")[0]
     assert evaluation.data.tags["evaluated_model_run_id"] == run.info.run_id
     assert "baseline_smad_dz" in evaluation.data.metrics
+
+    catalogue = tracking_env / "photoz.fits"
+    assert main(["predict", "--data", str(real.path), "--out", str(catalogue), "--model-uri",
+                 model_uri, "--no-progress"]) == 0
+    predicted, metadata = read_predictions(catalogue)
+    assert predicted["object_id"].tolist() == real.catalogue["object_id"].tolist()
+    assert ((predicted["z_phot"] > 0) & (predicted["z_phot"] < 1)).all()
+    assert metadata["dataset_hash"] == real.content_hash
