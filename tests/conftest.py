@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -55,7 +56,7 @@ def write_dataset(tmp_path):
     return write
 
 
-REPO = __import__("pathlib").Path(__file__).parents[1]
+REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="session")

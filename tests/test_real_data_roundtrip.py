@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from conftest import REPO
+from tests.conftest import REPO
 from hzexp.cli import main
 from hzexp.config import load_pipeline
 from hzexp.data.store import MAG_BANDS, Dataset

@@ -15,7 +15,7 @@ import numpy as np
 
 from hzexp.data.store import MAG_COLUMNS
 from hzexp.inference import predict_catalogue, read_predictions
-from test_inference import champion  # noqa: F401  the module-scoped registry fixture
+from tests.test_inference import champion  # noqa: F401  the module-scoped registry fixture
 
 BIN = Path(sys.executable).parent  # mlflow, and the uvicorn it execs by name from PATH
 MLFLOW = BIN / "mlflow"

@@ -13,7 +13,7 @@ from hzexp.data.kids import ingest
 from hzexp.data.kids_provenance import KIDS_ID_FILE, kids_object_ids
 from hzexp.data.kids_tiles import assign_to_tiles, discover_tiles
 from hzexp.data.store import IMAGE_BANDS, MANIFEST_FILE, Dataset, DatasetError
-from kids_fixtures import (BAND_CRPIX_SHIFT, BAND_FLUX_FACTOR, BLENDED, EXPECTED_LABELLED,
+from tests.data.kids_fixtures import (BAND_CRPIX_SHIFT, BAND_FLUX_FACTOR, BLENDED, EXPECTED_LABELLED,
                            SOURCE_BY_NAME, SOURCES, TILE_A_CENTRE, TILE_B_CENTRE,
                            build_scenario, kids_id, photometry_table, spectra_table,
                            tan_wcs)

@@ -6,7 +6,7 @@ import pytest
 
 from hzexp.data.kids_catalogue import galaxy_types, read_photometry
 from hzexp.data.store import DatasetError
-from kids_fixtures import photometry_table
+from tests.data.kids_fixtures import photometry_table
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import synthetic_catalogue, synthetic_images
+from tests.conftest import synthetic_catalogue, synthetic_images
 from hzexp.data.store import (CATALOGUE_FILE, IMAGES_FILE, MANIFEST_FILE, Dataset,
                               DatasetError, DatasetWriter)
 
