@@ -82,23 +82,24 @@ def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(storage: str | RDBStorage, study_name: str, space: SearchSpace,
-               worker_index: int = 0, attempts: int = 5) -> optuna.Study:
+def open_study(storage: str, study_name: str, space: SearchSpace, worker_index: int = 0,
+               heartbeat_interval: int = 60, attempts: int = 6) -> optuna.Study:
     """Create the study or load it; safe when several workers start at the same moment.
 
-    Two workers creating a fresh storage race on its tables and the study row; the loser
-    gets a database error, waits and loads what the winner created. Workers get distinct
-    sampler seeds (`sampler_seed + worker_index`) so they do not propose the same trials.
+    Two workers opening a fresh storage race on creating its tables and the study row; the
+    loser gets a database error, waits and opens what the winner created. Workers get
+    distinct sampler seeds (`sampler_seed + worker_index`) so they do not propose the same
+    trials.
     """
     sampler = optuna.samplers.TPESampler(seed=space.study.sampler_seed + worker_index,
                                          n_startup_trials=max(space.study.startup_trials, 1))
     for attempt in range(attempts):
         try:
-            return optuna.create_study(study_name=study_name, storage=storage,
+            return optuna.create_study(study_name=study_name,
+                                       storage=make_storage(storage, heartbeat_interval),
                                        load_if_exists=True, direction="minimize",
                                        sampler=sampler, pruner=make_pruner(space.study))
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError,
-                optuna.exceptions.DuplicatedStudyError):
+        except (sqlalchemy.exc.DBAPIError, optuna.exceptions.DuplicatedStudyError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
@@ -205,8 +206,7 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
     space = load_search_space(space_file)
     study_name = study_name or f"{base.name}-{space.name}"
     dataset = resolve_dataset(base.data)
-    rdb = make_storage(storage, heartbeat_interval)
-    study = open_study(rdb, study_name, space, worker_index)
+    study = open_study(storage, study_name, space, worker_index, heartbeat_interval)
     for key in space.parameters:
         if key == "preprocess.cutout":
             too_big = [c for c in space.parameters[key].choices if c > dataset.stored_size]
