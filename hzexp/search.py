@@ -206,13 +206,12 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
     space = load_search_space(space_file)
     study_name = study_name or f"{base.name}-{space.name}"
     dataset = resolve_dataset(base.data)
+    cutouts = space.parameters.get("preprocess.cutout")
+    too_big = [c for c in (cutouts.choices or ()) if c > dataset.stored_size] if cutouts else []
+    if too_big:
+        raise ConfigError(f"{space_file}: parameters.preprocess.cutout choices {too_big} "
+                          f"exceed the stored {dataset.stored_size} px images")
     study = open_study(storage, study_name, space, worker_index, heartbeat_interval)
-    for key in space.parameters:
-        if key == "preprocess.cutout":
-            too_big = [c for c in space.parameters[key].choices if c > dataset.stored_size]
-            if too_big:
-                raise ConfigError(f"{space_file}: parameters.preprocess.cutout choices {too_big} "
-                                  f"exceed the stored {dataset.stored_size} px images")
     tracking.configure_tracking()
     parent_tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
                    "optuna.study": study_name, "optuna.storage": _redact(storage)}

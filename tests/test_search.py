@@ -182,3 +182,11 @@ def test_a_killed_workers_trial_is_retried(tmp_path, smoke_pipeline):
     assert first.state == TrialState.FAIL
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retry.system_attrs["failed_trial"] == 0 and retry.params == first.params
+
+
+def test_cutout_choices_larger_than_the_stored_images_are_refused(tracking_env, smoke_pipeline):
+    space = tracking_env / "big.yaml"
+    space.write_text("parameters: {preprocess.cutout: {type: categorical, choices: [20, 52]}}")
+    with pytest.raises(ConfigError, match=r"choices \[52\] exceed the stored 48 px images"):
+        run_search(str(smoke_pipeline), str(space), n_trials=1,
+                   storage=storage_url(tracking_env), study_name="big")
