@@ -46,6 +46,10 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     mlflow.set_tracking_uri(uri)
+    if os.environ.get("MLFLOW_RUN_ID"):
+        # Under `mlflow run`, the project run (and its experiment) already exists: the
+        # first run hzexp starts is that run, so its experiment must not be changed.
+        return uri
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment)
     if uri.startswith("sqlite:///"):
         with _file_lock(Path(uri.removeprefix("sqlite:///") + ".lock")):

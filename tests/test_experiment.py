@@ -130,3 +130,15 @@ def test_nz_smoothing_option_logs_kept_fraction_and_figure(smoke_config):
     assert len(outcome.result.assignment["train"]) == round(kept * 168)  # 70% of 240
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(outcome.run_id, "figures")}
     assert "figures/nz_smoothing.html" in artifacts
+
+
+def test_under_mlflow_run_the_project_run_is_the_training_run(smoke_config, monkeypatch):
+    """`mlflow run` creates the run (in its own experiment) and passes MLFLOW_RUN_ID."""
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("project-runs")
+    project_run = client.create_run(experiment)
+    monkeypatch.setenv("MLFLOW_RUN_ID", project_run.info.run_id)
+    outcome = tracked_training(smoke_config, run_name="under-mlflow-run")
+    assert outcome.run_id == project_run.info.run_id
+    run = mlflow.get_run(project_run.info.run_id)
+    assert run.info.experiment_id == experiment and "smad_dz" in run.data.metrics
