@@ -46,9 +46,11 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     mlflow.set_tracking_uri(uri)
-    if os.environ.get("MLFLOW_RUN_ID"):
-        # Under `mlflow run`, the project run (and its experiment) already exists: the
-        # first run hzexp starts is that run, so its experiment must not be changed.
+    project_run = os.environ.get("MLFLOW_RUN_ID")
+    if project_run:
+        # Under `mlflow run`, the project run already exists and the first run hzexp
+        # starts is that run: the active experiment must be the project run's.
+        mlflow.set_experiment(experiment_id=mlflow.get_run(project_run).info.experiment_id)
         return uri
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment)
     if uri.startswith("sqlite:///"):
