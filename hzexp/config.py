@@ -289,12 +289,18 @@ class ParameterSpec:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """How the Optuna study samples and prunes."""
+    """How the Optuna study samples and prunes.
+
+    `percentile` is used by the `percentile` pruner: a trial whose best validation SMAD so
+    far is worse than this percentile of the completed trials' values at the same epoch
+    stops (`median` is the 50th percentile; a lower one prunes harder).
+    """
 
     sampler_seed: int = 42
-    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner: Literal["median", "percentile", "hyperband", "none"] = "median"
     startup_trials: int = 3
     warmup_epochs: int = 2
+    percentile: float = 25.0
 
 
 @dataclass(frozen=True)
@@ -341,6 +347,10 @@ def load_search_space(path: str | Path) -> SearchSpace:
             _check_parameter(key, spec)
             parameters[key] = spec
         study = from_dict(StudyConfig, data.get("study") or {}, prefix="study.")
+        if not 0.0 < study.percentile < 100.0:
+            raise ConfigError(f"study.percentile: must lie in (0, 100), got {study.percentile}")
+        if study.startup_trials < 0 or study.warmup_epochs < 0:
+            raise ConfigError("study.startup_trials and study.warmup_epochs must be >= 0")
         return SearchSpace(name=str(data.get("name", path.stem)), parameters=parameters,
                            study=study)
     except ConfigError as err:

@@ -74,9 +74,10 @@ def make_storage(url: str, heartbeat_interval: int = 60) -> RDBStorage:
 
 
 def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
-    if study.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=study.startup_trials,
-                                           n_warmup_steps=study.warmup_epochs)
+    if study.pruner in ("median", "percentile"):
+        percentile = 50.0 if study.pruner == "median" else study.percentile
+        return optuna.pruners.PercentilePruner(percentile, n_startup_trials=study.startup_trials,
+                                               n_warmup_steps=study.warmup_epochs)
     if study.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, study.warmup_epochs))
     return optuna.pruners.NopPruner()

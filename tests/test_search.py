@@ -1,5 +1,6 @@
 """Optuna search: nested runs, registry aliases, resume, pruning, workers, heartbeats."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from hzexp.cli import main
 from hzexp.config import ConfigError, load_pipeline, load_search_space
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
-from hzexp.search import open_study, run_search
+from hzexp.search import make_pruner, open_study, run_search
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -107,6 +108,27 @@ def test_a_trial_that_reports_a_bad_value_early_is_pruned(tracking_env, smoke_pi
     assert run.data.tags["optuna.trial_state"] == "PRUNED" and run.info.status == "KILLED"
 
 
+def test_percentile_pruner_stops_a_trial_outside_the_best_quarter():
+    """With the percentile pruner at 25, a trial in the middle of the completed ones at the
+    same epoch is pruned (the median pruner would keep it); before warm-up it is not."""
+    space = load_search_space(SPACE)
+    study_config = dataclasses.replace(space.study, pruner="percentile", percentile=25.0,
+                                       startup_trials=2, warmup_epochs=1)
+    study = optuna.create_study(pruner=make_pruner(study_config))
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for value in (0.010, 0.020, 0.030, 0.040):
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=dist,
+                                                  value=value,
+                                                  intermediate_values={0: value, 1: value}))
+    trial = study.ask()
+    trial.report(0.025, step=0)
+    assert not trial.should_prune()  # warm-up epoch
+    trial.report(0.025, step=1)
+    assert trial.should_prune()  # 25th percentile of 0.01..0.04 is 0.0175
+    median = dataclasses.replace(study_config, pruner="median")
+    assert not make_pruner(median).prune(study, study.trials[-1])  # median is 0.025
+
+
 def test_space_entries_are_validated_by_name(tmp_path):
     bad = tmp_path / "bad.yaml"
     cases = {
@@ -115,6 +137,10 @@ def test_space_entries_are_validated_by_name(tmp_path):
         "parameters: {model.kernel: {type: int, low: 1, high: 3}}":
             "parameters.model.kernel: the pipeline has no such key",
         "parameters: {preprocess.cutout: {type: categorical}}": "needs a non-empty 'choices'",
+        "parameters: {model.depth: {type: int, low: 3, high: 5}}\nstudy: {percentile: 100}":
+            "study.percentile: must lie in (0, 100), got 100",
+        "parameters: {model.depth: {type: int, low: 3, high: 5}}\nstudy: {pruner: asha}":
+            "study.pruner",
     }
     for text, message in cases.items():
         bad.write_text(text)
