@@ -30,7 +30,7 @@ from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "hybrid-z"
 EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2",
-                 "val_smad")
+                 "val_smad", "learning_rate")
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
 PYFUNC_ENTRY = Path(__file__).parent / "resources" / "pyfunc_model.py"
@@ -113,7 +113,8 @@ def log_split(split: pd.DataFrame) -> None:
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
-    """Log Keras' per-epoch metrics (`loss val_loss mae mse r2`, train and validation)."""
+    """Log Keras' per-epoch metrics (`loss val_loss mae mse r2`, train and validation),
+    validation SMAD and, when a schedule changes it, the learning rate."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

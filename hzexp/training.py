@@ -109,11 +109,19 @@ def train(config: PipelineConfig, dataset: Dataset,
 
     val_smad = ValidationSMAD(evaluation_batches(dataset, assignment["val"], config, scaling),
                               redshifts(dataset, assignment["val"]).astype(np.float64))
+    schedule = []
+    if config.training.lr_decay_patience:
+        # min_delta 0: Huber losses with small deltas are ~1e-5, below Keras' default 1e-4
+        # threshold, which would count every epoch as a plateau.
+        schedule.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.training.lr_decay_factor, min_delta=0.0,
+            patience=config.training.lr_decay_patience,
+            min_lr=1e-3 * config.training.learning_rate))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
                                          restore_best_weights=True)
     fitted = core.fit(batches("train", True), validation_data=batches("val", False),
                       epochs=config.training.epochs,
-                      callbacks=[val_smad, stop, *(callbacks or [])],
+                      callbacks=[val_smad, *schedule, stop, *(callbacks or [])],
                       shuffle=False, verbose=2)  # the tf.data pipeline shuffles itself
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)

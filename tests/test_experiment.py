@@ -1,5 +1,6 @@
 """A tracked smoke training run end to end: MLflow record, model round trip, failures."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from hzexp.config import load_pipeline
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
 from hzexp.experiment import tracked_training
+from hzexp.training import train
 
 SMOKE = Path(__file__).parents[1] / "pipelines" / "smoke.yaml"
 
@@ -88,6 +90,23 @@ def test_logged_model_predicts_in_a_new_process_what_memory_predicted(outcome, s
 class _Crash(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise RuntimeError("simulated crash mid-training")
+
+
+def test_learning_rate_drops_after_each_epoch_without_a_better_validation_loss(smoke_config):
+    """The schedule follows val_loss exactly: factor 0.5 after 1 epoch without improvement,
+    however small the Huber loss values are (no Keras min_delta threshold)."""
+    training = dataclasses.replace(smoke_config.training, epochs=4, patience=4,
+                                   lr_decay_patience=1, lr_decay_factor=0.5)
+    history = train(dataclasses.replace(smoke_config, training=training),
+                    Dataset.open(smoke_config.data.path)).history
+    expected, rate, best = [], training.learning_rate, np.inf
+    for val_loss in history["val_loss"]:
+        expected.append(rate)  # Keras logs the rate the epoch was trained with
+        if val_loss < best:
+            best = val_loss
+        else:
+            rate *= 0.5
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-6)
 
 
 def test_crash_mid_training_marks_the_run_failed(smoke_config):

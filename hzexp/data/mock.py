@@ -28,7 +28,7 @@ from hzexp.data.mock_defects import add_artefacts, add_neighbours
 from hzexp.data.mock_flux_table import FluxTable, survey_flux_table
 from hzexp.data.mock_images import PADDED_SIZE, render_stamps, sky_sigma_per_pixel
 from hzexp.data.mock_parameters import MockParameters
-from hzexp.data.mock_photometry import component_fluxes, observe_catalogue
+from hzexp.data.mock_photometry import component_fluxes, observe_catalogue, zero_point_factors
 from hzexp.data.mock_population import CandidateSampler, CosmologyGrid, add_structure
 from hzexp.data.mock_sed import SEDPY_FILTER_NAMES, TEMPLATE_FILES
 from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, DatasetWriter
@@ -38,7 +38,10 @@ from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, DatasetWriter
 #: mock datasets written by older code are detected as stale through `mock_fingerprint`.
 #: 2: bulge/disk with separate SED variation (tight old bulges, scattered disks), compact
 #:    bulges, stronger B/T-type link, catalogue zero-point error 0.02 mag.
-MOCK_MODEL_VERSION = 2
+#: 3: zero-point errors (0.01 mag) shared by the images and the catalogue's u,g,r,i (they
+#:    are measured on the same coadds) instead of independent 0.02 mag image and catalogue
+#:    draws; GAaP aperture errors (0.03 mag) catalogue-only; less disk SED scatter.
+MOCK_MODEL_VERSION = 3
 #: Galaxies per random-generator block: fixed, so results never depend on `chunk_size`.
 GENERATION_BLOCK = 512
 #: First object_id; ids are OBJECT_ID_OFFSET + position in the mock.
@@ -52,16 +55,19 @@ _BLUNDER_Z_RANGE = (0.02, 0.8)
 
 @dataclass(frozen=True)
 class GalaxyBlock:
-    """Selected galaxies: structure, true component fluxes (n, 9) and catalogue columns."""
+    """Selected galaxies: structure, true component fluxes (n, 9), the zero-point factors
+    (n, 9) their images and catalogue share, and catalogue columns."""
 
     galaxies: pd.DataFrame
     bulge_flux: np.ndarray
     disk_flux: np.ndarray
+    zero_point: np.ndarray
     catalogue: pd.DataFrame
 
     def head(self, n: int) -> GalaxyBlock:
         return GalaxyBlock(self.galaxies.iloc[:n].reset_index(drop=True), self.bulge_flux[:n],
-                           self.disk_flux[:n], self.catalogue.iloc[:n].reset_index(drop=True))
+                           self.disk_flux[:n], self.zero_point[:n],
+                           self.catalogue.iloc[:n].reset_index(drop=True))
 
 
 class MockSurvey:
@@ -87,24 +93,28 @@ class MockSurvey:
             candidates = add_structure(self.sampler.draw(rng, 2 * n), self.cosmology, p, rng)
             candidates["masked"] = rng.random(len(candidates)) < p.masked_fraction
             bulge, disk = component_fluxes(candidates, self.table, self.cosmology, p, rng)
-            catalogue = observe_catalogue(bulge + disk, candidates["half_light_arcsec"].to_numpy(),
+            zero_point = zero_point_factors(len(candidates), p, rng)
+            catalogue = observe_catalogue((bulge + disk) * zero_point,
+                                          candidates["half_light_arcsec"].to_numpy(),
                                           candidates["masked"].to_numpy(), p, rng)
             keep = (catalogue["mag_r_auto"] < p.r_auto_limit).to_numpy()
             parts.append(GalaxyBlock(candidates[keep].reset_index(drop=True), bulge[keep],
-                                     disk[keep], catalogue[keep].reset_index(drop=True)))
+                                     disk[keep], zero_point[keep],
+                                     catalogue[keep].reset_index(drop=True)))
             selected += int(keep.sum())
         return GalaxyBlock(pd.concat([b.galaxies for b in parts], ignore_index=True),
                            np.concatenate([b.bulge_flux for b in parts]),
                            np.concatenate([b.disk_flux for b in parts]),
+                           np.concatenate([b.zero_point for b in parts]),
                            pd.concat([b.catalogue for b in parts], ignore_index=True)).head(n)
 
     def render(self, block: GalaxyBlock, rng: np.random.Generator, stored_size: int) -> np.ndarray:
-        """Images of a block: (c) image zero-point and PSF jitter, defects, sky noise."""
+        """Images of a block: the shared zero points, (d) PSF jitter, defects, sky noise."""
         p = self.params
         g = block.galaxies
         n = len(g)
         n_bands = len(IMAGE_BANDS)
-        zero_point = 10.0 ** (-0.4 * p.image_zero_point_sigma_mag * rng.standard_normal((n, n_bands)))
+        zero_point = block.zero_point[:, _IMAGE_BAND_INDEX]
         psf_fwhm_px = (np.asarray(p.psf_fwhm_arcsec)[None, :] / p.pixel_scale_arcsec
                        * np.exp(p.psf_fwhm_jitter_sigma * rng.standard_normal((n, n_bands))))
         to_px = 1.0 / p.pixel_scale_arcsec

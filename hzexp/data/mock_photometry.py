@@ -5,9 +5,11 @@ The error budget is split so that the images are never a shortcut:
     age/metallicity tilt and emission-line-like per-band scatter, each component with its
     own (tight for the old bulge, broad for the disk) -- is part of the true component
     fluxes, which both the images and the catalogue see; the catalogue sees only their sum;
-(b) aperture-photometry and zero-point errors (~0.02 mag) and sky noise from the KiDS/VIKING
-    depths are added to the catalogue only (`observe_catalogue`);
-(c) image zero-point and PSF jitter are applied to the images only (`mock_images`).
+(b) zero-point errors (`zero_point_factors`) scale the fluxes seen by the images and the
+    catalogue alike (GAaP is measured on the same coadds);
+(c) GAaP aperture-photometry errors and sky noise from the KiDS/VIKING depths are added to
+    the catalogue only (`observe_catalogue`);
+(d) PSF jitter and pixel noise are applied to the images only (`mock_images`).
 Fluxes are in image units: flux = 10^(-0.4 (m_AB - zero_point)), zero point 30 by default.
 """
 
@@ -85,6 +87,12 @@ def component_fluxes(galaxies: pd.DataFrame, table: FluxTable, cosmology: Cosmol
             luminosity[:, None] * (1.0 - bulge_fraction[:, None]) * disk)
 
 
+def zero_point_factors(n: int, p: MockParameters, rng: np.random.Generator) -> np.ndarray:
+    """(n, 9) multiplicative calibration errors of the survey bands: each galaxy sits on
+    its own tile, so its zero points scatter independently by `zero_point_sigma_mag`."""
+    return 10.0 ** (-0.4 * p.zero_point_sigma_mag * rng.standard_normal((n, len(MAG_BANDS))))
+
+
 def flux_noise_sigma(half_light_arcsec: np.ndarray, p: MockParameters) -> np.ndarray:
     """(n, 9) 1-sigma flux errors from the 5-sigma point-source depths.
 
@@ -110,17 +118,18 @@ def observe_catalogue(true_flux: np.ndarray, half_light_arcsec: np.ndarray, mask
                       p: MockParameters, rng: np.random.Generator) -> pd.DataFrame:
     """Catalogue magnitudes (9 bands), their errors and the r_auto selection magnitude.
 
-    Adds (b): sky noise, a per-band aperture/zero-point error (extra for masked galaxies,
-    whose photometry KiDS flags as unreliable) and VIKING gaps (NaN). `magerr_*` holds the
-    statistical error only, as in KiDS. `mag_r_auto` is an independent total-flux measurement
-    with its own error (SExtractor AUTO is not GAaP).
+    `true_flux` already carries the zero-point errors (b). Adds (c): sky noise, a per-band
+    GAaP aperture-photometry error (extra for masked galaxies, whose photometry KiDS flags
+    as unreliable) and VIKING gaps (NaN). `magerr_*` holds the statistical error only, as
+    in KiDS. `mag_r_auto` is an independent total-flux measurement with its own error
+    (SExtractor AUTO is not GAaP).
     """
     n, n_bands = true_flux.shape
     sigma = flux_noise_sigma(half_light_arcsec, p)
-    calibration_sigma = np.hypot(p.catalogue_zero_point_sigma_mag,
-                                 np.where(masked, p.masked_extra_sigma_mag, 0.0))[:, None]
-    calibration = 10.0 ** (-0.4 * calibration_sigma * rng.standard_normal((n, n_bands)))
-    measured = true_flux * calibration + sigma * rng.standard_normal((n, n_bands))
+    aperture_sigma = np.hypot(p.gaap_sigma_mag,
+                              np.where(masked, p.masked_extra_sigma_mag, 0.0))[:, None]
+    aperture = 10.0 ** (-0.4 * aperture_sigma * rng.standard_normal((n, n_bands)))
+    measured = true_flux * aperture + sigma * rng.standard_normal((n, n_bands))
     magnitude, error = _magnitudes(measured, sigma, p.image_zero_point_ab)
 
     missing = np.zeros((n, n_bands), dtype=bool)
