@@ -74,6 +74,8 @@ def make_storage(url: str, heartbeat_interval: int = 60) -> RDBStorage:
 
 
 def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
+    """The search space's pruner. Percentile pruners judge a trial's best value so far
+    against the completed trials only, so TPE's good trials raise the bar as the study goes."""
     if study.pruner in ("median", "percentile"):
         percentile = 50.0 if study.pruner == "median" else study.percentile
         return optuna.pruners.PercentilePruner(percentile, n_startup_trials=study.startup_trials,
