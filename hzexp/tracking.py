@@ -46,6 +46,12 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     mlflow.set_tracking_uri(uri)
+    active = mlflow.active_run()
+    if active:
+        # Nested runs (search trials) stay in their parent's experiment. MLflow drops
+        # MLFLOW_RUN_ID once the project run has been started, so this case must come first.
+        mlflow.set_experiment(experiment_id=active.info.experiment_id)
+        return uri
     project_run = os.environ.get("MLFLOW_RUN_ID")
     if project_run:
         # Under `mlflow run`, the project run already exists and the first run hzexp

@@ -79,6 +79,21 @@ def test_three_trial_search_registers_a_loadable_champion(tracking_env, smoke_pi
     assert len(mlflow.MlflowClient().search_model_versions("name='hybrid-z'")) == 1
 
 
+def test_under_mlflow_run_trials_nest_in_the_project_runs_experiment(tracking_env,
+                                                                     smoke_pipeline, monkeypatch):
+    """`mlflow run . -e search` makes the project run (in its own experiment) the parent;
+    the trial runs must land in that experiment too, or the UI cannot show them nested."""
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("project-search")
+    project_run = client.create_run(experiment)
+    monkeypatch.setenv("MLFLOW_RUN_ID", project_run.info.run_id)
+    outcome = run_search(str(smoke_pipeline), str(SPACE), n_trials=1,
+                         storage=storage_url(tracking_env), study_name="project", register=False)
+    assert outcome.parent_run_id == project_run.info.run_id
+    children = child_runs(outcome.parent_run_id)
+    assert len(children) == 1 and children[0].info.experiment_id == experiment
+
+
 def test_resumed_study_keeps_its_trials(tracking_env, smoke_pipeline):
     first = run_search(str(smoke_pipeline), str(SPACE), n_trials=1,
                        storage=storage_url(tracking_env), study_name="resume", register=False)
