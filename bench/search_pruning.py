@@ -38,7 +38,7 @@ def run(pipeline: str, space: Path, pruner: str, n_trials: int, root: Path) -> d
     data = yaml.safe_load(space.read_text())
     data.setdefault("study", {})["pruner"] = pruner
     space_file = root / f"space-{pruner}.yaml"
-    space_file.write_text(yaml.safe_dump(data))
+    space_file.write_text(yaml.safe_dump(data, sort_keys=False))  # key order = suggestion order
     storage = f"sqlite:///{root / f'optuna-{pruner}.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / f'mlflow-{pruner}.db'}"
     start = time.perf_counter()
