@@ -7,6 +7,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,7 +79,12 @@ def smoke_pipeline(tmp_path_factory):
 
 @pytest.fixture
 def tracking_env(tmp_path, monkeypatch):
-    """A private MLflow store (SQLite + ./mlruns) and Optuna storage in a temp directory."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    """A private MLflow store (SQLite + ./mlruns) and Optuna storage in a temp directory.
+
+    The URI is also set in-process: an earlier test's run may have left MLflow's global
+    tracking URI pointing at its own store, which a bare `MlflowClient()` would use."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
     return tmp_path
