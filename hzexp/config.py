@@ -356,8 +356,9 @@ def load_search_space(path: str | Path) -> SearchSpace:
         study = from_dict(StudyConfig, data.get("study") or {}, prefix="study.")
         if not 0.0 < study.percentile < 100.0:
             raise ConfigError(f"study.percentile: must lie in (0, 100), got {study.percentile}")
-        if study.startup_trials < 0 or study.warmup_epochs < 0:
-            raise ConfigError("study.startup_trials and study.warmup_epochs must be >= 0")
+        for key in ("startup_trials", "warmup_epochs"):
+            if getattr(study, key) < 0:
+                raise ConfigError(f"study.{key}: must be >= 0, got {getattr(study, key)}")
         return SearchSpace(name=str(data.get("name", path.stem)), parameters=parameters,
                            study=study)
     except ConfigError as err:

@@ -46,17 +46,13 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     mlflow.set_tracking_uri(uri)
+    # Runs started under an active run (search trials) or under `mlflow run` (whose project
+    # run becomes hzexp's first run) belong to that run's experiment. MLflow drops
+    # MLFLOW_RUN_ID once the project run is started, so the active run is asked first.
     active = mlflow.active_run()
-    if active:
-        # Nested runs (search trials) stay in their parent's experiment. MLflow drops
-        # MLFLOW_RUN_ID once the project run has been started, so this case must come first.
-        mlflow.set_experiment(experiment_id=active.info.experiment_id)
-        return uri
-    project_run = os.environ.get("MLFLOW_RUN_ID")
-    if project_run:
-        # Under `mlflow run`, the project run already exists and the first run hzexp
-        # starts is that run: the active experiment must be the project run's.
-        mlflow.set_experiment(experiment_id=mlflow.get_run(project_run).info.experiment_id)
+    pinned_run = active.info.run_id if active else os.environ.get("MLFLOW_RUN_ID")
+    if pinned_run:
+        mlflow.set_experiment(experiment_id=mlflow.get_run(pinned_run).info.experiment_id)
         return uri
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment)
     if uri.startswith("sqlite:///"):

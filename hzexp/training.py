@@ -112,7 +112,8 @@ def train(config: PipelineConfig, dataset: Dataset,
     schedule = []
     if config.training.lr_decay_patience:
         # min_delta 0: Huber losses with small deltas are ~1e-5, below Keras' default 1e-4
-        # threshold, which would count every epoch as a plateau.
+        # threshold, which would count every epoch as a plateau. The rate floors at 1/1000
+        # of the initial one.
         schedule.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=config.training.lr_decay_factor, min_delta=0.0,
             patience=config.training.lr_decay_patience,
