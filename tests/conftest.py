@@ -77,14 +77,18 @@ def smoke_pipeline(tmp_path_factory):
     return path
 
 
+def use_private_tracking(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Track to `root` (SQLite + ./mlruns there), via the environment and in-process: an
+    earlier test's run may have left MLflow's global tracking URI pointing at its own
+    store, which a bare `MlflowClient()` would use."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(root)
+    mlflow.set_tracking_uri(uri)
+
+
 @pytest.fixture
 def tracking_env(tmp_path, monkeypatch):
-    """A private MLflow store (SQLite + ./mlruns) and Optuna storage in a temp directory.
-
-    The URI is also set in-process: an earlier test's run may have left MLflow's global
-    tracking URI pointing at its own store, which a bare `MlflowClient()` would use."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(uri)
+    """A private MLflow store (SQLite + ./mlruns) and Optuna storage in a temp directory."""
+    use_private_tracking(monkeypatch, tmp_path)
     return tmp_path

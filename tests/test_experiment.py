@@ -17,6 +17,7 @@ from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
 from hzexp.experiment import tracked_training
 from hzexp.training import train
+from tests.conftest import use_private_tracking
 
 SMOKE = Path(__file__).parents[1] / "pipelines" / "smoke.yaml"
 
@@ -25,8 +26,7 @@ SMOKE = Path(__file__).parents[1] / "pipelines" / "smoke.yaml"
 def tracking_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tracking")
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    mp.chdir(root)  # artifacts land in ./mlruns of the test directory
+    use_private_tracking(mp, root)  # artifacts land in ./mlruns of the test directory
     yield root
     mp.undo()
 

@@ -16,6 +16,7 @@ from hzexp.experiment import tracked_training
 from hzexp.inference import (PredictionError, predict_catalogue, predict_dataset_rows,
                              read_predictions)
 from hzexp.inference_parts import PartStore
+from tests.conftest import use_private_tracking
 
 CHUNK = 64
 OFFICIAL_MAGS = ("umag", "gmag", "rmag", "imag", "Zmag", "Ymag", "Jmag", "Hmag", "KSmag")
@@ -30,8 +31,7 @@ def champion(smoke_pipeline, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("registry")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        patch.chdir(root)
+        use_private_tracking(patch, root)
         config = load_pipeline(smoke_pipeline, ["training.epochs=1", "baselines.mlp=false",
                                                 "baselines.knn=false"])
         outcome = tracked_training(config)
