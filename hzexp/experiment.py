@@ -108,12 +108,26 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
             figures["nz_smoothing"] = smoothing_figure(dataset, result)
         tracking.log_metrics(metrics)
         tracking.log_frame(table, f"photoz_table_{evaluate_on}")
-        tracking.log_split(split_table(dataset.catalogue["object_id"].to_numpy(),
-                                       result.assignment))
+        tracking.log_parquet(split_table(dataset.catalogue["object_id"].to_numpy(),
+                                         result.assignment), "split")
+        tracking.log_parquet(prediction_table(frame, z_phot), f"predictions_{evaluate_on}")
         tracking.log_figures(figures)
         model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size)
         return TrainingOutcome(run_id=run.info.run_id, model_uri=model_uri,
                                evaluated_on=evaluate_on, metrics=metrics, result=result)
+
+
+PREDICTION_COLUMNS = {HYBRID_LABEL: "z_phot", **{label: f"z_phot_{name}"
+                                                   for name, label in BASELINE_LABELS.items()}}
+
+
+def prediction_table(frame: pd.DataFrame, z_phot: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per-galaxy `object_id, z_spec, masked` and each method's photo-z (`z_phot`,
+    `z_phot_mlp`, `z_phot_knn`): what the table was computed from, so a reader can bootstrap
+    its errors or cut samples of their own."""
+    table = frame[["object_id", "z_spec", "masked"]].reset_index(drop=True)
+    return table.assign(**{PREDICTION_COLUMNS[label]: np.asarray(values, dtype=np.float64)
+                           for label, values in z_phot.items()})
 
 
 def smoothing_figure(dataset: Dataset, result: TrainingResult):

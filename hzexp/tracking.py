@@ -106,11 +106,11 @@ def log_file(path: Path, artifact_dir: str) -> None:
     mlflow.log_artifact(str(path), artifact_path=artifact_dir)
 
 
-def log_split(split: pd.DataFrame) -> None:
-    """The run's `object_id, split` assignment as parquet (compact at survey scale)."""
+def log_parquet(frame: pd.DataFrame, name: str) -> None:
+    """A per-galaxy table as `data/<name>.parquet` (compact at survey scale)."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "split.parquet"
-        split.to_parquet(path, index=False)
+        path = Path(tmp) / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="data")
 
 

@@ -9,12 +9,14 @@ from pathlib import Path
 import keras
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from hzexp.cli import main
 from hzexp.config import load_pipeline
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
+from hzexp.evaluation.metrics import Dz, smad
 from hzexp.experiment import tracked_training
 from hzexp.training import train
 from tests.conftest import use_private_tracking
@@ -62,6 +64,24 @@ def test_run_logs_params_metrics_tags_and_artifacts(outcome, smoke_config):
             "figures/nz.html", "figures/loss_curves.html"} <= artifacts
     table = mlflow.load_table("tables/photoz_table_test.json", run_ids=[outcome.run_id])
     assert {"Hybrid-z", "MLP baseline (magnitudes)"} <= set(table["method"])
+
+
+def test_per_galaxy_predictions_reproduce_the_logged_metrics(outcome, smoke_config):
+    path = mlflow.artifacts.download_artifacts(run_id=outcome.run_id,
+                                               artifact_path="data/predictions_test.parquet")
+    predictions = pd.read_parquet(path)
+    dataset = Dataset.open(smoke_config.data.path)
+    rows = outcome.result.assignment["test"]
+    assert list(predictions.columns) == ["object_id", "z_spec", "masked", "z_phot", "z_phot_mlp",
+                                         "z_phot_knn"]
+    np.testing.assert_array_equal(predictions["object_id"],
+                                  dataset.catalogue["object_id"].to_numpy()[rows])
+    np.testing.assert_allclose(predictions["z_phot"], outcome.result.predictions["test"])
+    metrics = mlflow.get_run(outcome.run_id).data.metrics
+    for column, prefix in (("z_phot", ""), ("z_phot_mlp", "baseline_"),
+                           ("z_phot_knn", "baseline_knn_")):
+        smad_dz = smad(Dz(predictions["z_spec"], predictions[column]))
+        assert smad_dz == pytest.approx(metrics[f"{prefix}smad_dz"], rel=1e-9), column
 
 
 def test_logged_model_predicts_in_a_new_process_what_memory_predicted(outcome, smoke_config,
