@@ -305,11 +305,13 @@ class Dataset:
         """Images of catalogue rows `rows` (positions), in that order, pixel-checked."""
         rows = np.asarray(rows, dtype=np.int64)
         index = self.catalogue["image_index"].to_numpy()[rows]
-        order = np.argsort(index, kind="stable")
         with h5py.File(self.path / IMAGES_FILE, "r") as h5:
-            sorted_images = _read_sorted(h5[IMAGES_KEY], index[order])
-        images = np.empty_like(sorted_images)
-        images[order] = sorted_images
+            if np.all(index[1:] >= index[:-1]):  # file order (a stored catalogue's chunk)
+                images = _read_sorted(h5[IMAGES_KEY], index)
+            else:
+                order = np.argsort(index, kind="stable")
+                images = np.empty((len(index), *h5[IMAGES_KEY].shape[1:]), dtype=np.float32)
+                images[order] = _read_sorted(h5[IMAGES_KEY], index[order])
         ids = self.catalogue["object_id"].to_numpy()[rows]
         check_images(images, ids, self.stored_size, str(self.path / IMAGES_FILE))
         return images
@@ -341,16 +343,17 @@ class Dataset:
 def _read_sorted(dataset: h5py.Dataset, index: np.ndarray) -> np.ndarray:
     """Read rows `index` (sorted ascending) with few HDF5 calls.
 
-    HDF5 fancy indexing is row-by-row slow. A dense selection (a random 70% training split,
-    a chunk) is read as one slice over its span and subset in memory; a sparse one is read
+    HDF5 fancy indexing is row-by-row slow. A dense selection with gaps (a random 70%
+    training split) is read as one slice over its span and subset in memory; any other (a
+    sparse one, or a contiguous chunk: one run, read straight into the output with no copy)
     as its contiguous runs.
     """
     out = np.empty((len(index), *dataset.shape[1:]), dtype=np.float32)
     if len(index) == 0:
         return out
     first, last = int(index[0]), int(index[-1])
-    if last - first + 1 <= 2 * len(index):
-        out[:] = dataset[first:last + 1][index - first]
+    if len(index) < last - first + 1 <= 2 * len(index):
+        np.take(dataset[first:last + 1], index - first, axis=0, out=out)
         return out
     breaks = np.flatnonzero(np.diff(index) != 1) + 1
     starts = np.concatenate([[0], breaks])

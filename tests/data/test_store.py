@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import synthetic_catalogue, synthetic_images
-from hzexp.data.store import (CATALOGUE_FILE, IMAGES_FILE, MANIFEST_FILE, Dataset,
+from hzexp.data.store import (CATALOGUE_FILE, IMAGES_FILE, IMAGES_KEY, MANIFEST_FILE, Dataset,
                               DatasetError, DatasetWriter)
 
 
@@ -27,6 +27,19 @@ def test_read_images_keeps_the_requested_order(write_dataset):
     images = ds.read_images(rows)
     for k, row in enumerate(rows):
         np.testing.assert_array_equal(images[k], ds.read_images(np.array([row]))[0])
+
+
+@pytest.mark.parametrize("rows", [np.arange(30, 90),                # contiguous: one run
+                                  np.arange(0, 120, 2)[5:50],      # dense with gaps: one span
+                                  np.array([2, 3, 4, 60, 61, 119]),  # sparse: its runs
+                                  np.array([7, 7, 8, 8, 9]),       # sorted with repeats
+                                  np.array([90, 10, 50, 10, 11])])  # unsorted with a repeat
+def test_read_images_matches_the_stored_array_on_every_read_path(write_dataset, rows):
+    ds = Dataset.open(write_dataset(n=120, chunk=50))
+    with h5py.File(ds.path / IMAGES_FILE) as h5:
+        stored = h5[IMAGES_KEY][:]
+    expected = stored[ds.catalogue["image_index"].to_numpy()[rows]]
+    np.testing.assert_array_equal(ds.read_images(rows), expected)
 
 
 def test_chunks_cover_all_rows_once(write_dataset):
