@@ -90,13 +90,15 @@ def main() -> None:
     images = minmax_normalise(centre_crop(dataset.read_images(rows), args.cutout)).numpy()
     mags = standardise_magnitudes(magnitudes(dataset, rows), scaling.fill, scaling.mean,
                                   scaling.scale).numpy()
+    in_memory = {"image": images, "mags": mags}
+    z_spec = redshifts(dataset, rows)
     streamed = make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
                             chunk_size=config.training.chunk_size, training=True)
 
     memory_rates, pipeline_rates = [], []
     for _ in range(args.repeats):
-        memory_rates.append(epoch_rate(model, {"image": images, "mags": mags}, len(rows),
-                                       y=redshifts(dataset, rows), batch_size=BATCH))
+        memory_rates.append(epoch_rate(model, in_memory, len(rows), y=z_spec,
+                                       batch_size=BATCH))
         pipeline_rates.append(epoch_rate(model, streamed, len(rows)))
     memory, pipeline = statistics.median(memory_rates), statistics.median(pipeline_rates)
     print(f"dataset {args.data}  cutout {args.cutout}px  depth {args.depth}  batch {BATCH}  "

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 HYBRID_LABEL = "Hybrid-z"
 BASELINE_LABELS = {"mlp": "MLP baseline (magnitudes)", "knn": "kNN baseline (magnitudes)"}
 BASELINE_PREFIXES = {"mlp": "baseline_", "knn": "baseline_knn_"}
+PREDICTION_COLUMNS = {HYBRID_LABEL: "z_phot", **{label: f"z_phot_{name}"
+                                                   for name, label in BASELINE_LABELS.items()}}
 
 
 @dataclass
@@ -115,10 +117,6 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size)
         return TrainingOutcome(run_id=run.info.run_id, model_uri=model_uri,
                                evaluated_on=evaluate_on, metrics=metrics, result=result)
-
-
-PREDICTION_COLUMNS = {HYBRID_LABEL: "z_phot", **{label: f"z_phot_{name}"
-                                                   for name, label in BASELINE_LABELS.items()}}
 
 
 def prediction_table(frame: pd.DataFrame, z_phot: dict[str, np.ndarray]) -> pd.DataFrame:
