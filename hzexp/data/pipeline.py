@@ -33,6 +33,10 @@ class MagnitudeScaling:
     scale: np.ndarray
 
 
+# Batches ready ahead of the model: more than one chunk read (~0.1 s) takes, in steps.
+PREFETCH_BATCHES = 4
+
+
 def magnitudes(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """Raw AB magnitudes (N, 9) of catalogue rows, NaN where unmeasured."""
     return dataset.magnitude_array[rows]
@@ -69,31 +73,41 @@ def random_views(images: np.ndarray, cutout: int, max_shift: int, flips: bool,
     return views
 
 
-def _chunks(dataset: Dataset, rows: np.ndarray, chunk_size: int, labelled: bool,
-            crop: Callable[[np.ndarray], np.ndarray] | None,
-            rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, ...]]:
-    """Yield (images, mags[, z]) chunk by chunk; with `rng`, chunks and rows are shuffled.
+def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: int,
+             labelled: bool, crop: Callable[[np.ndarray], np.ndarray] | None,
+             rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, ...]]:
+    """Yield (images, mags[, z]) batches of `batch_size` rows (the last may be shorter).
 
-    Chunks are runs of rows in storage order, so each is one cheap HDF5 read; shuffling the
-    chunk order and the rows inside each chunk (plus tf.data's shuffle buffer) mixes the
-    epoch without random-access reads. `crop`, when given, turns stored stamps into cutouts
-    here (training views); otherwise the stored stamps are passed on.
+    Rows are read a chunk at a time, each chunk a run of rows in storage order and so one
+    cheap HDF5 read. With `rng` (training) the chunks come in random order, and each one is
+    shuffled together with half a chunk of rows held back from the previous one, so every
+    batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on whole arrays
+    rather than one galaxy at a time (which cost more CPU than reading and cropping, and
+    made each epoch wait for the buffer to fill). Without `rng`, rows keep their order.
+    `crop`, when given, turns stored stamps into cutouts before anything is copied.
     """
     blocks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
     order = rng.permutation(len(blocks)) if rng is not None else range(len(blocks))
+    held_back = chunk_size // 2 if rng is not None else 0
+    pending: list[np.ndarray] | None = None
     for b in order:
         block = blocks[b]
         images = dataset.read_images(block)
-        mags = magnitudes(dataset, block)
-        if rng is not None:
-            perm = rng.permutation(len(block))
-            block, images, mags = block[perm], images[perm], mags[perm]
-        if crop is not None:
-            images = crop(images)
+        parts = [crop(images) if crop is not None else images, magnitudes(dataset, block)]
         if labelled:
-            yield images, mags, redshifts(dataset, block)
-        else:
-            yield images, mags
+            parts.append(redshifts(dataset, block))
+        if pending is not None and len(pending[0]):
+            parts = [np.concatenate([old, new]) for old, new in zip(pending, parts)]
+        if rng is not None:
+            perm = rng.permutation(len(parts[0]))
+            parts = [part[perm] for part in parts]
+        ready = max(len(parts[0]) - held_back, 0) // batch_size * batch_size
+        for start in range(0, ready, batch_size):
+            yield tuple(part[start:start + batch_size] for part in parts)
+        pending = [part[ready:] for part in parts]
+    if pending is not None:
+        for start in range(0, len(pending[0]), batch_size):
+            yield tuple(part[start:start + batch_size] for part in pending)
 
 
 def _signature(image_size: int, labelled: bool) -> tuple[tf.TensorSpec, ...]:
@@ -120,25 +134,37 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
         flips = preprocess.flips and preprocess.augment
         crop = lambda images: random_views(images, cutout, shift, flips, rng)  # noqa: E731
     source = tf.data.Dataset.from_generator(
-        lambda: _chunks(dataset, rows, chunk_size, labelled, crop, rng),
+        lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, crop, rng),
         output_signature=_signature(cutout if training else dataset.stored_size, labelled))
     fill, mean, scale = (tf.constant(a, tf.float32) for a in
                          (scaling.fill, scaling.mean, scaling.scale))
 
     def finish(images, mags, *z):
+        if not training:
+            images = centre_crop(images, cutout)
         features = {"image": minmax_normalise(images),
                     "mags": standardise_magnitudes(mags, fill, mean, scale)}
         return (features, *z) if z else features
 
-    if training:
-        batches = source.unbatch().shuffle(min(len(rows), chunk_size), seed=seed).batch(batch_size)
-    else:
-        batches = source.unbatch().batch(batch_size).map(
-            lambda images, mags, *z: (centre_crop(images, cutout), mags, *z),
-            num_parallel_calls=tf.data.AUTOTUNE)
     # The generator hides the length from tf.data; stating it lets Keras size its epochs
     # and progress bars instead of discovering the end by running out of data.
     n_batches = -(-len(rows) // batch_size)
-    return (batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    return (source.map(finish)
             .apply(tf.data.experimental.assert_cardinality(n_batches))
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(PREFETCH_BATCHES)
+            .with_options(fixed_tuning()))
+
+
+def fixed_tuning() -> tf.data.Options:
+    """tf.data options with autotuning off.
+
+    Destroying an autotuned iterator waits for its autotuning thread to wake from its sleep
+    between optimisation rounds, and Keras drops each epoch's iterator as the next epoch
+    starts: epochs began with random stalls (measured on TF 2.21: about 2 s at most epoch
+    starts and 35-50 s at about a third of them, on a generator input or in-memory arrays
+    alike). One Python generator feeds this pipeline, so there is no parallelism to tune:
+    a fixed prefetch depth does the job.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options

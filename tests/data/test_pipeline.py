@@ -19,6 +19,7 @@ def identity_scaling():
 
 
 def collect(batches):
+    """All batches of one epoch, concatenated."""
     images, mags, z = [], [], []
     for features, labels in batches:
         images.append(features["image"].numpy())
@@ -30,8 +31,10 @@ def collect(batches):
 def test_evaluation_batches_keep_row_order_and_centre_crop(dataset):
     rows = np.array([149, 0, 77, 3, 60])
     preprocess = PreprocessConfig(cutout=20)
-    images, mags, z = collect(make_dataset(dataset, rows, preprocess, identity_scaling(),
-                                           batch_size=2, chunk_size=3))
+    batches = make_dataset(dataset, rows, preprocess, identity_scaling(), batch_size=2,
+                           chunk_size=3)
+    assert [len(z) for _, z in batches] == [2, 2, 1]  # batches span chunk boundaries
+    images, mags, z = collect(batches)
     assert images.shape == (5, 20, 20, 4)
     np.testing.assert_allclose(z, dataset.catalogue["z_spec"].to_numpy(np.float32)[rows])
     np.testing.assert_allclose(mags, magnitudes(dataset, rows))
@@ -54,6 +57,29 @@ def test_training_batches_cover_the_split_shuffled_and_augmented_each_epoch(data
     a = first_images[np.argsort(first_z)]
     b = second_images[np.argsort(second_z)]
     assert not np.allclose(a, b)
+
+
+def test_training_batches_are_full_and_mix_neighbouring_chunks(write_dataset):
+    dataset = Dataset.open(write_dataset(n=170, chunk=60))
+    rows = np.arange(160)  # five chunks of 32 rows
+    batches = make_dataset(dataset, rows, PreprocessConfig(cutout=20), identity_scaling(),
+                           batch_size=16, chunk_size=32, training=True, seed=2)
+    assert [len(z) for _, z in batches] == [16] * 10
+    # z_spec identifies the row, and the row its chunk (rows 0-31 are chunk 0, ...)
+    z_spec = dataset.catalogue["z_spec"].to_numpy(np.float32)
+    row_of = {z: row for row, z in enumerate(z_spec)}
+    assert len(row_of) == len(z_spec)
+    chunks_per_batch = [len({row_of[v] // 32 for v in z.numpy()}) for _, z in batches]
+    assert max(chunks_per_batch) >= 2
+
+
+def test_batches_never_wait_for_tf_data_autotuning(dataset):
+    """An autotuned iterator delays its own destruction, i.e. the end of every epoch, by up
+    to the autotuner's sleep (tens of seconds on TF 2.21)."""
+    for training in (True, False):
+        batches = make_dataset(dataset, np.arange(20), PreprocessConfig(cutout=20),
+                               identity_scaling(), batch_size=4, training=training)
+        assert batches.options().autotune.enabled is False
 
 
 def test_augmented_view_is_a_shifted_or_flipped_crop(dataset):
