@@ -41,30 +41,45 @@ PIPELINE = Path(__file__).parents[1] / "pipelines" / "mock.yaml"
 BATCH = 64
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) CPU ticks of the machine so far, from /proc/stat; (0, 0) elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    return fields[7], sum(fields)
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch, from its start to its end."""
+    """Wall time of each epoch, and the share of the machine's CPU time its hypervisor took
+    (steal) meanwhile: on shared virtual machines a run slowed by its neighbours shows it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
+        self.steal: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
+        self._start, self._ticks = time.perf_counter(), cpu_ticks()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
+        steal, total = (now - then for now, then in zip(cpu_ticks(), self._ticks))
+        self.steal.append(steal / total if total else 0.0)
 
 
-def epoch_rate(model: keras.Model, data: tf.data.Dataset, n_images: int) -> float:
-    """Images per second of the second of two epochs (the first pays tracing and warm-up).
+def epoch_rate(model: keras.Model, data: tf.data.Dataset,
+               n_images: int) -> tuple[float, float]:
+    """Images per second of the second of two epochs (the first pays tracing and warm-up),
+    and the CPU steal during it.
 
-    The input must be finite and each epoch read to its end, as in training: on TF 2.21 a
-    generator-fed input abandoned mid-stream (`.repeat()` with `steps_per_epoch`) makes
-    every later `fit` in the process start about 5 s late, whichever arm it times.
+    The input must be finite and each epoch read to its end, as in training (on TF 2.21, with
+    tf.data autotuning on, a `.repeat()`ed input abandoned mid-stream delayed every later
+    `fit` in the process by about 5 s, whichever arm it timed).
     """
     timer = EpochTimer()
     model.fit(data, epochs=2, verbose=0, callbacks=[timer], shuffle=False)
-    return n_images / timer.seconds[-1]
+    return n_images / timer.seconds[-1], timer.steal[-1]
 
 
 def main() -> None:
@@ -102,18 +117,21 @@ def main() -> None:
     streamed = make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
                             chunk_size=config.training.chunk_size, training=True)
 
-    memory_rates, pipeline_rates = [], []
+    runs: dict[str, list[tuple[float, float]]] = {"in-memory tensors": [], "tf.data pipeline": []}
     for _ in range(args.repeats):
-        memory_rates.append(epoch_rate(model, in_memory, len(rows)))
-        pipeline_rates.append(epoch_rate(model, streamed, len(rows)))
-    memory, pipeline = statistics.median(memory_rates), statistics.median(pipeline_rates)
+        runs["in-memory tensors"].append(epoch_rate(model, in_memory, len(rows)))
+        runs["tf.data pipeline"].append(epoch_rate(model, streamed, len(rows)))
     print(f"dataset {args.data}  cutout {args.cutout}px  depth {args.depth}  batch {BATCH}  "
           f"{len(rows)} images per epoch")
-    print(f"in-memory tensors : {memory:7.1f} images/s  (runs: "
-          f"{', '.join(f'{r:.1f}' for r in memory_rates)})")
-    print(f"tf.data pipeline  : {pipeline:7.1f} images/s  (runs: "
-          f"{', '.join(f'{r:.1f}' for r in pipeline_rates)})")
-    print(f"ratio pipeline / in-memory: {pipeline / memory:.3f}  (target >= 0.9)")
+    medians = {}
+    for arm, measured in runs.items():
+        medians[arm] = statistics.median(rate for rate, _ in measured)
+        listed = ", ".join(f"{rate:.1f} (steal {steal:.0%})" for rate, steal in measured)
+        print(f"{arm:18s}: {medians[arm]:7.1f} images/s  (runs: {listed})")
+    pairs = [pipe / memory for (memory, _), (pipe, _) in zip(*runs.values())]
+    print(f"per-pair ratios: {', '.join(f'{r:.3f}' for r in pairs)}")
+    print(f"ratio pipeline / in-memory: "
+          f"{medians['tf.data pipeline'] / medians['in-memory tensors']:.3f}  (target >= 0.9)")
 
 
 if __name__ == "__main__":
