@@ -85,7 +85,7 @@ def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: in
     batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on whole arrays
     rather than one galaxy at a time (which cost more CPU than reading and cropping, and
     made each epoch wait for the buffer to fill). Without `rng`, rows keep their order.
-    `crop`, when given, turns stored stamps into cutouts before anything is copied.
+    `crop`, when given, turns stored stamps into cutouts before rows are mixed and batched.
     """
     blocks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
     order = rng.permutation(len(blocks)) if rng is not None else range(len(blocks))
