@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from hzexp.config import load_pipeline
