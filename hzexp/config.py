@@ -92,10 +92,15 @@ class TrainingConfig:
     learning_rate: float = 1e-4
     huber_delta: float = 1e-3
     patience: int = 5
-    #: Divide the learning rate by 1 / lr_decay_factor after this many epochs without a
-    #: better validation loss (Keras ReduceLROnPlateau); 0 keeps it constant, as the paper.
-    lr_decay_patience: int = 0
+    #: `constant` as the paper; `plateau` multiplies the rate by lr_decay_factor after
+    #: lr_decay_patience epochs without a better validation loss (Keras ReduceLROnPlateau);
+    #: `cosine` lowers it every epoch along a half cosine that reaches lr_floor at the last
+    #: epoch, whatever the validation loss does.
+    lr_schedule: Literal["constant", "plateau", "cosine"] = "constant"
+    lr_decay_patience: int = 2
     lr_decay_factor: float = 0.3
+    #: The lowest rate of either schedule, as a fraction of learning_rate.
+    lr_floor: float = 1e-3
     seed: int = 42
     mixed_precision: bool = False
     jit_compile: bool = False
@@ -142,9 +147,10 @@ class PipelineConfig:
             ("training.epochs", self.training.epochs >= 1, "must be >= 1"),
             ("training.batch_size", self.training.batch_size >= 1, "must be >= 1"),
             ("training.patience", self.training.patience >= 0, "must be >= 0"),
-            ("training.lr_decay_patience", self.training.lr_decay_patience >= 0, "must be >= 0"),
+            ("training.lr_decay_patience", self.training.lr_decay_patience >= 1, "must be >= 1"),
             ("training.lr_decay_factor", 0 < self.training.lr_decay_factor < 1,
              "must be in (0, 1)"),
+            ("training.lr_floor", 0 < self.training.lr_floor <= 1, "must be in (0, 1]"),
             ("training.chunk_size", self.training.chunk_size >= 1, "must be >= 1"),
             ("data.mock.n_galaxies", self.data.mock.n_galaxies >= 10, "must be >= 10"),
             ("split", abs(self.split.train + self.split.val + self.split.test - 1) < 1e-9

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hzexp.config import PipelineConfig
+from hzexp.config import PipelineConfig, TrainingConfig
 from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, redshifts
 from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
@@ -80,6 +80,25 @@ class ValidationSMAD(keras.callbacks.Callback):
             logs["val_smad"] = smad(Dz(self.z_spec, z_phot))
 
 
+def learning_rate_schedule(training: TrainingConfig) -> list[keras.callbacks.Callback]:
+    """The callback that sets the rate each epoch (none for a constant rate); Keras logs
+    the rate each epoch was trained with as `learning_rate`."""
+    floor = training.lr_floor * training.learning_rate
+    if training.lr_schedule == "plateau":
+        # min_delta 0: Huber losses with small deltas are ~1e-5, below Keras' default 1e-4
+        # threshold, which would count every epoch as a plateau.
+        return [keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=training.lr_decay_factor, min_delta=0.0,
+            patience=training.lr_decay_patience, min_lr=floor)]
+    if training.lr_schedule == "cosine":
+        # Stepped per epoch: epoch 0 trains at learning_rate, the last one at the floor.
+        cosine = keras.optimizers.schedules.CosineDecay(
+            training.learning_rate, decay_steps=max(training.epochs - 1, 1),
+            alpha=training.lr_floor)
+        return [keras.callbacks.LearningRateScheduler(lambda epoch, _: float(cosine(epoch)))]
+    return []
+
+
 def train(config: PipelineConfig, dataset: Dataset,
           callbacks: list[keras.callbacks.Callback] | None = None,
           assignment: dict[str, np.ndarray] | None = None) -> TrainingResult:
@@ -109,20 +128,12 @@ def train(config: PipelineConfig, dataset: Dataset,
 
     val_smad = ValidationSMAD(evaluation_batches(dataset, assignment["val"], config, scaling),
                               redshifts(dataset, assignment["val"]).astype(np.float64))
-    schedule = []
-    if config.training.lr_decay_patience:
-        # min_delta 0: Huber losses with small deltas are ~1e-5, below Keras' default 1e-4
-        # threshold, which would count every epoch as a plateau. The rate floors at 1/1000
-        # of the initial one.
-        schedule.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.training.lr_decay_factor, min_delta=0.0,
-            patience=config.training.lr_decay_patience,
-            min_lr=1e-3 * config.training.learning_rate))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
                                          restore_best_weights=True)
     fitted = core.fit(batches("train", True), validation_data=batches("val", False),
                       epochs=config.training.epochs,
-                      callbacks=[val_smad, *schedule, stop, *(callbacks or [])],
+                      callbacks=[val_smad, *learning_rate_schedule(config.training), stop,
+                                 *(callbacks or [])],
                       shuffle=False, verbose=2)  # the tf.data pipeline shuffles itself
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)

@@ -37,6 +37,8 @@ def test_overrides_are_typed_and_flattened():
     ("model.depth=four", "model.depth = 'four': expected int"),
     ("preprocess.augment=7", "preprocess.augment = 7: expected bool"),
     ("data.source=web", "data.source = 'web': must be one of"),
+    ("training.lr_schedule=step", "training.lr_schedule = 'step': must be one of"),
+    ("training.lr_floor=0", "training.lr_floor = 0.0: must be in (0, 1]"),
     ("split.train=0.9", "split = "),
     ("bogus=1", "unknown key bogus"),
 ])

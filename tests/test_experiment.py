@@ -116,7 +116,8 @@ def test_learning_rate_drops_after_each_epoch_without_a_better_validation_loss(s
     """The schedule follows val_loss exactly: factor 0.5 after 1 epoch without improvement,
     however small the Huber loss values are (no Keras min_delta threshold)."""
     training = dataclasses.replace(smoke_config.training, epochs=4, patience=4,
-                                   lr_decay_patience=1, lr_decay_factor=0.5)
+                                   lr_schedule="plateau", lr_decay_patience=1,
+                                   lr_decay_factor=0.5)
     history = train(dataclasses.replace(smoke_config, training=training),
                     Dataset.open(smoke_config.data.path)).history
     expected, rate, best = [], training.learning_rate, np.inf
@@ -127,6 +128,20 @@ def test_learning_rate_drops_after_each_epoch_without_a_better_validation_loss(s
         else:
             rate *= 0.5
     np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-6)
+
+
+def test_cosine_learning_rate_falls_from_the_initial_rate_to_the_floor(smoke_config):
+    """Half a cosine over the epochs, whatever the validation loss: the first epoch trains
+    at learning_rate, the middle one halfway to the floor, the last one at the floor."""
+    training = dataclasses.replace(smoke_config.training, epochs=5, patience=5,
+                                   lr_schedule="cosine", lr_floor=0.1)
+    history = train(dataclasses.replace(smoke_config, training=training),
+                    Dataset.open(smoke_config.data.path)).history
+    start, floor = training.learning_rate, 0.1 * training.learning_rate
+    np.testing.assert_allclose(history["learning_rate"],
+                               [start, floor + (start - floor) * (1 + np.sqrt(0.5)) / 2,
+                                (start + floor) / 2, floor + (start - floor) * (1 - np.sqrt(0.5)) / 2,
+                                floor], rtol=1e-6)
 
 
 def test_crash_mid_training_marks_the_run_failed(smoke_config):
