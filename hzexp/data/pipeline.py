@@ -13,7 +13,7 @@ from padding, and horizontal and vertical flips.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,60 +55,105 @@ def max_shift_pixels(preprocess: PreprocessConfig, stored_size: int) -> int:
     return min(wanted, (stored_size - preprocess.cutout) // 2)
 
 
-def random_views(images: np.ndarray, cutout: int, max_shift: int, flips: bool,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Augmented cutouts: each centre shifted by up to `max_shift` px in x and y, and with
-    `flips` each stamp flipped left-right and up-down with probability 1/2 each.
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training cutouts: each centre shifted by up to `max_shift` px in x and y, and
+    with `flips` each stamp flipped left-right and up-down with probability 1/2 each.
 
     Drawn from `rng` in the generator thread rather than with tf.random inside a parallel
     map, whose draws depend on thread scheduling: a run is then reproducible from its seed.
+    A block's draws are made at once and applied piece by piece as its images are read.
     """
-    n, size = len(images), images.shape[1]
-    base = (size - cutout) // 2
-    offsets = base + rng.integers(-max_shift, max_shift + 1, size=(n, 2))
-    flip = rng.random((n, 2)) < 0.5 if flips else np.zeros((n, 2), bool)
-    views = np.empty((n, cutout, cutout, images.shape[3]), dtype=images.dtype)
-    for k, ((y, x), (lr, ud)) in enumerate(zip(offsets, flip)):
-        view = images[k, y:y + cutout, x:x + cutout]
-        views[k] = view[::-1 if ud else 1, ::-1 if lr else 1]
-    return views
+
+    cutout: int
+    max_shift: int
+    flips: bool
+    rng: np.random.Generator
+
+    def draw(self, n: int) -> np.ndarray:
+        """(n, 4) integers per stamp: y and x shifts, up-down and left-right flips (0/1)."""
+        shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(n, 2))
+        flips = self.rng.random((n, 2)) < 0.5 if self.flips else np.zeros((n, 2), bool)
+        return np.column_stack([shifts, flips[:, ::-1]])
+
+    def cut(self, images: np.ndarray, draws: np.ndarray, out: np.ndarray) -> None:
+        """Write the views `draws` of stored `images` into `out` (one row each)."""
+        base = (images.shape[1] - self.cutout) // 2
+        for k, (dy, dx, ud, lr) in enumerate(draws):
+            view = images[k, base + dy:base + dy + self.cutout, base + dx:base + dx + self.cutout]
+            out[k] = view[::-1 if ud else 1, ::-1 if lr else 1]
+
+
+# Images read per HDF5 call. Whole 2048-row chunks of 48 px stamps are ~75 MB arrays, above
+# glibc's 32 MB ceiling for reusing freed heap memory: each was mapped and page-faulted in
+# afresh, about half the pipeline's CPU. Pieces this small reuse the same heap memory.
+READ_ROWS = 256
+
+
+def _read_block(dataset: Dataset, block: np.ndarray, augmentation: Augmentation | None,
+                out: np.ndarray) -> np.ndarray:
+    """Images of rows `block` into `out[:len(block)]`: augmented views with `augmentation`,
+    stored stamps without."""
+    draws = augmentation.draw(len(block)) if augmentation is not None else None
+    for start in range(0, len(block), READ_ROWS):
+        piece = dataset.read_images(block[start:start + READ_ROWS])
+        target = out[start:start + len(piece)]
+        if augmentation is not None:
+            augmentation.cut(piece, draws[start:start + len(piece)], target)
+        else:
+            target[...] = piece
+    return out[:len(block)]
+
+
+def _gather(held: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...],
+            index: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows `index` of `held`'s rows followed by `new`'s, as fresh arrays, without building
+    that concatenation (one copy instead of three)."""
+    from_held = index < len(held[0])
+    gathered = []
+    for old, part in zip(held, new):
+        rows = np.empty((len(index), *part.shape[1:]), part.dtype)
+        rows[from_held] = old[index[from_held]]
+        rows[~from_held] = part[index[~from_held] - len(held[0])]
+        gathered.append(rows)
+    return tuple(gathered)
 
 
 def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: int,
-             labelled: bool, crop: Callable[[np.ndarray], np.ndarray] | None,
-             rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, ...]]:
+             labelled: bool, augmentation: Augmentation | None) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield (images, mags[, z]) batches of `batch_size` rows (the last may be shorter).
 
-    Rows are read a chunk at a time, each chunk a run of rows in storage order and so one
-    cheap HDF5 read. With `rng` (training) the chunks come in random order, and each one is
-    shuffled together with half a chunk of rows held back from the previous one, so every
-    batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on whole arrays
-    rather than one galaxy at a time (which cost more CPU than reading and cropping, and
-    made each epoch wait for the buffer to fill). Without `rng`, rows keep their order.
-    `crop`, when given, turns stored stamps into cutouts before rows are mixed and batched.
+    Rows are read a chunk at a time, each chunk a run of rows in storage order and so few
+    cheap HDF5 reads. With `augmentation` (training) the chunks come in random order, and
+    each one is shuffled together with half a chunk of rows held back from the previous
+    one, so every batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on
+    whole arrays rather than one galaxy at a time (which cost more CPU than reading and
+    cropping, and made each epoch wait for the buffer to fill). Without it, rows keep their
+    order and images their stored size. One image buffer serves every chunk of the epoch;
+    batches and held-back rows are copies, never views of it.
     """
+    rng = augmentation.rng if augmentation is not None else None
     blocks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
     order = rng.permutation(len(blocks)) if rng is not None else range(len(blocks))
     held_back = chunk_size // 2 if rng is not None else 0
-    pending: list[np.ndarray] | None = None
+    size = augmentation.cutout if augmentation is not None else dataset.stored_size
+    buffer = np.empty((min(chunk_size, len(rows)), size, size, len(IMAGE_BANDS)), np.float32)
+    held: tuple[np.ndarray, ...] = ()
     for b in order:
         block = blocks[b]
-        images = dataset.read_images(block)
-        parts = [crop(images) if crop is not None else images, magnitudes(dataset, block)]
+        new = (_read_block(dataset, block, augmentation, buffer), magnitudes(dataset, block))
         if labelled:
-            parts.append(redshifts(dataset, block))
-        if pending is not None and len(pending[0]):
-            parts = [np.concatenate([old, new]) for old, new in zip(pending, parts)]
-        if rng is not None:
-            perm = rng.permutation(len(parts[0]))
-            parts = [part[perm] for part in parts]
-        ready = max(len(parts[0]) - held_back, 0) // batch_size * batch_size
+            new += (redshifts(dataset, block),)
+        if not held:
+            held = tuple(part[:0] for part in new)
+        total = len(held[0]) + len(block)
+        index = rng.permutation(total) if rng is not None else np.arange(total)
+        ready = max(total - held_back, 0) // batch_size * batch_size
         for start in range(0, ready, batch_size):
-            yield tuple(part[start:start + batch_size] for part in parts)
-        pending = [part[ready:] for part in parts]
-    if pending is not None:
-        for start in range(0, len(pending[0]), batch_size):
-            yield tuple(part[start:start + batch_size] for part in pending)
+            yield _gather(held, new, index[start:start + batch_size])
+        held = _gather(held, new, index[ready:])
+    for start in range(0, len(held[0]) if held else 0, batch_size):
+        yield tuple(part[start:start + batch_size] for part in held)
 
 
 def _signature(image_size: int, labelled: bool) -> tuple[tf.TensorSpec, ...]:
@@ -127,15 +172,13 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
     """
     rows = np.sort(np.asarray(rows, dtype=np.int64)) if training else np.asarray(rows, np.int64)
     cutout = preprocess.cutout
-    crop = None
-    rng = None
+    augmentation = None
     if training:
-        rng = np.random.default_rng(seed)
-        shift = max_shift_pixels(preprocess, dataset.stored_size) if preprocess.augment else 0
-        flips = preprocess.flips and preprocess.augment
-        crop = lambda images: random_views(images, cutout, shift, flips, rng)  # noqa: E731
+        augmentation = Augmentation(
+            cutout, max_shift_pixels(preprocess, dataset.stored_size) if preprocess.augment else 0,
+            preprocess.flips and preprocess.augment, np.random.default_rng(seed))
     source = tf.data.Dataset.from_generator(
-        lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, crop, rng),
+        lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation),
         output_signature=_signature(cutout if training else dataset.stored_size, labelled))
     fill, mean, scale = (tf.constant(a, tf.float32) for a in
                          (scaling.fill, scaling.mean, scaling.scale))

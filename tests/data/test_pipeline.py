@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from hzexp.config import PreprocessConfig
+from hzexp.data import pipeline
 from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, max_shift_pixels
 from hzexp.data.store import Dataset
 from hzexp.model.preprocessing import centre_crop, minmax_normalise
@@ -133,3 +134,27 @@ def test_training_batches_are_reproducible_from_the_seed(dataset):
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[2], other[2])
+
+
+def test_batches_stay_valid_after_later_chunks_reuse_the_image_buffer(dataset):
+    """Every chunk is read into one buffer: batches and held-back rows must be copies."""
+    rows = np.array([149, 0, 77, 3, 60, 12, 100])
+    batches = list(pipeline._batches(dataset, rows, chunk_size=3, batch_size=2, labelled=True,
+                                     augmentation=None))
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]),
+                                  dataset.read_images(rows))
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in batches]),
+                                  dataset.z_spec_array[rows])
+
+
+def test_training_batches_do_not_depend_on_how_many_images_each_read_takes(dataset,
+                                                                           monkeypatch):
+    def epoch():
+        return collect(make_dataset(dataset, np.arange(150), PreprocessConfig(cutout=28),
+                                    identity_scaling(), batch_size=16, chunk_size=40,
+                                    training=True, seed=4))
+
+    whole_chunks = epoch()
+    monkeypatch.setattr(pipeline, "READ_ROWS", 7)
+    for a, b in zip(whole_chunks, epoch()):
+        np.testing.assert_array_equal(a, b)
