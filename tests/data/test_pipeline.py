@@ -1,10 +1,16 @@
+import gc
+import os
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 
 from hzexp.config import PreprocessConfig
 from hzexp.data import pipeline
 from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, max_shift_pixels
-from hzexp.data.store import Dataset
+from hzexp.data.store import Dataset, DatasetError
 from hzexp.model.preprocessing import centre_crop, minmax_normalise
 from hzexp.training import fit_scaling
 
@@ -158,3 +164,52 @@ def test_training_batches_do_not_depend_on_how_many_images_each_read_takes(datas
     monkeypatch.setattr(pipeline, "READ_ROWS", 7)
     for a, b in zip(whole_chunks, epoch()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values")
+def test_input_thread_runs_niced_and_leaves_the_callers_priority_alone(dataset, monkeypatch):
+    def own_nice():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen = []
+    real_batches = pipeline._batches
+
+    def recording_batches(*args):
+        for batch in real_batches(*args):
+            seen.append((threading.get_native_id(), own_nice()))
+            yield batch
+
+    monkeypatch.setattr(pipeline, "_batches", recording_batches)
+    before = own_nice()
+    collect(make_dataset(dataset, np.arange(40), PreprocessConfig(cutout=20), identity_scaling(),
+                         batch_size=8, training=True))
+    assert own_nice() == before
+    assert len({tid for tid, _ in seen}) == 1 and seen[0][0] != threading.get_native_id()
+    assert {nice for _, nice in seen} == {min(before + pipeline.INPUT_NICENESS, 19)}
+
+
+def test_an_error_in_the_input_thread_reaches_the_training_loop(dataset, monkeypatch):
+    def failing_batches(*args):
+        yield next(iter(real_batches(*args)))
+        raise DatasetError("images.h5: non-finite pixels in the image of object_id 7")
+
+    real_batches = pipeline._batches
+    monkeypatch.setattr(pipeline, "_batches", failing_batches)
+    batches = make_dataset(dataset, np.arange(40), PreprocessConfig(cutout=20),
+                           identity_scaling(), batch_size=8, training=True)
+    with pytest.raises(Exception, match="non-finite pixels in the image of object_id 7"):
+        collect(batches)
+
+
+def test_dropping_an_iterator_mid_epoch_stops_its_input_thread(dataset):
+    batches = make_dataset(dataset, np.arange(150), PreprocessConfig(cutout=20),
+                           identity_scaling(), batch_size=2, chunk_size=10, training=True)
+    iterator = iter(batches)
+    next(iterator)
+    assert any(t.name == "hzexp-input" for t in threading.enumerate())
+    del iterator
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while any(t.name == "hzexp-input" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "input thread still running 5 s after the drop"
+        time.sleep(0.05)
