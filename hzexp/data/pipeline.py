@@ -13,16 +13,13 @@ from padding, and horizontal and vertical flips.
 
 from __future__ import annotations
 
-import os
-import queue
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from hzexp.background import in_background
 from hzexp.config import PreprocessConfig
 from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, Dataset
 from hzexp.model.preprocessing import centre_crop, minmax_normalise, standardise_magnitudes
@@ -43,10 +40,13 @@ class MagnitudeScaling:
 # core falls idle.
 PREFETCH_BATCHES = 8
 
-# Added to the nice value of the thread that reads and crops (Linux). Its work is ~2% of a
-# step's CPU, but on two cores each slice it takes preempts one of the model's two compute
-# threads while the other spins at their next barrier: at equal priority the model lost
-# several times the input thread's CPU. Niced, it mostly runs when a core is idle.
+# Added to the nice value of the thread that reads and crops (Linux). tf.data runs a
+# generator on whichever of its threads asks for the next element, and those run other work
+# too, so batches are made in a thread of our own and the generator only takes them from
+# its queue. The input work is ~2% of a step's CPU, but on two cores each slice it takes
+# preempts one of the model's two compute threads while the other spins at their next
+# barrier: at equal priority the model lost several times the input thread's CPU. Niced,
+# it mostly runs when a core is idle.
 INPUT_NICENESS = 10
 
 
@@ -168,53 +168,6 @@ def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: in
         yield tuple(part[start:start + batch_size] for part in held)
 
 
-def _from_niced_thread(batches: Callable[[], Iterator[tuple[np.ndarray, ...]]]
-                      ) -> Iterator[tuple[np.ndarray, ...]]:
-    """The items of `batches()`, produced by a thread of our own with INPUT_NICENESS added
-    to its nice value, through a queue of PREFETCH_BATCHES.
-
-    tf.data runs a generator on whichever of its threads asks for the next element (they
-    change from one element to the next and may run other work), so the generator itself
-    only waits on the queue. The thread stops when the consumer is closed mid-epoch (Keras
-    dropping an iterator) and hands on any exception the batches raise.
-    """
-    handoff: queue.Queue = queue.Queue(maxsize=PREFETCH_BATCHES)
-    closed = threading.Event()
-    finished = object()
-
-    def offer(item) -> bool:
-        while not closed.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        if sys.platform.startswith("linux"):  # where nice values are per thread
-            thread = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, thread,
-                           min(os.getpriority(os.PRIO_PROCESS, thread) + INPUT_NICENESS, 19))
-        try:
-            for batch in batches():
-                if not offer(batch):
-                    return
-        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
-            offer(error)
-            return
-        offer(finished)
-
-    threading.Thread(target=produce, name="hzexp-input", daemon=True).start()
-    try:
-        while (item := handoff.get()) is not finished:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        closed.set()
-
-
 def _signature(image_size: int, labelled: bool) -> tuple[tf.TensorSpec, ...]:
     spec = (tf.TensorSpec((None, image_size, image_size, len(IMAGE_BANDS)), tf.float32),
             tf.TensorSpec((None, len(MAG_COLUMNS)), tf.float32))
@@ -237,8 +190,9 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
             cutout, max_shift_pixels(preprocess, dataset.stored_size) if preprocess.augment else 0,
             preprocess.flips and preprocess.augment, np.random.default_rng(seed))
     source = tf.data.Dataset.from_generator(
-        lambda: _from_niced_thread(
-            lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation)),
+        lambda: in_background(
+            lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation),
+            PREFETCH_BATCHES, "hzexp-input", INPUT_NICENESS),
         output_signature=_signature(cutout if training else dataset.stored_size, labelled))
     fill, mean, scale = (tf.constant(a, tf.float32) for a in
                          (scaling.fill, scaling.mean, scaling.scale))
