@@ -23,6 +23,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -49,28 +50,36 @@ def cpu_ticks() -> tuple[int, int]:
     return fields[7], sum(fields)
 
 
+@dataclass(frozen=True)
+class EpochCost:
+    """One timed epoch: wall seconds, this process's CPU seconds, and the share of the
+    machine's CPU time its hypervisor took (steal): on shared virtual machines a run slowed
+    by its neighbours shows it, and CPU beyond the other arm's is the input's cost."""
+
+    seconds: float
+    cpu_seconds: float
+    steal: float
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch, and the share of the machine's CPU time its hypervisor took
-    (steal) meanwhile: on shared virtual machines a run slowed by its neighbours shows it."""
+    """The cost of each epoch."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seconds: list[float] = []
-        self.steal: list[float] = []
+        self.costs: list[EpochCost] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start, self._ticks = time.perf_counter(), cpu_ticks()
+        self._start, self._cpu, self._ticks = time.perf_counter(), time.process_time(), cpu_ticks()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
         steal, total = (now - then for now, then in zip(cpu_ticks(), self._ticks))
-        self.steal.append(steal / total if total else 0.0)
+        self.costs.append(EpochCost(time.perf_counter() - self._start,
+                                    time.process_time() - self._cpu,
+                                    steal / total if total else 0.0))
 
 
-def epoch_rate(model: keras.Model, data: tf.data.Dataset,
-               n_images: int) -> tuple[float, float]:
-    """Images per second of the second of two epochs (the first pays tracing and warm-up),
-    and the CPU steal during it.
+def timed_epoch(model: keras.Model, data: tf.data.Dataset) -> EpochCost:
+    """The cost of the second of two epochs (the first pays tracing and warm-up).
 
     The input must be finite and each epoch read to its end, as in training (on TF 2.21, with
     tf.data autotuning on, a `.repeat()`ed input abandoned mid-stream delayed every later
@@ -78,7 +87,7 @@ def epoch_rate(model: keras.Model, data: tf.data.Dataset,
     """
     timer = EpochTimer()
     model.fit(data, epochs=2, verbose=0, callbacks=[timer], shuffle=False)
-    return n_images / timer.seconds[-1], timer.steal[-1]
+    return timer.costs[-1]
 
 
 def main() -> None:
@@ -116,18 +125,19 @@ def main() -> None:
     streamed = make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
                             chunk_size=config.training.chunk_size, training=True)
 
-    runs: dict[str, list[tuple[float, float]]] = {"in-memory tensors": [], "tf.data pipeline": []}
+    runs: dict[str, list[EpochCost]] = {"in-memory tensors": [], "tf.data pipeline": []}
     for _ in range(args.repeats):
-        runs["in-memory tensors"].append(epoch_rate(model, in_memory, len(rows)))
-        runs["tf.data pipeline"].append(epoch_rate(model, streamed, len(rows)))
+        runs["in-memory tensors"].append(timed_epoch(model, in_memory))
+        runs["tf.data pipeline"].append(timed_epoch(model, streamed))
     print(f"dataset {args.data}  cutout {args.cutout}px  depth {args.depth}  batch {BATCH}  "
           f"{len(rows)} images per epoch")
     medians = {}
     for arm, measured in runs.items():
-        medians[arm] = statistics.median(rate for rate, _ in measured)
-        listed = ", ".join(f"{rate:.1f} (steal {steal:.0%})" for rate, steal in measured)
+        medians[arm] = statistics.median(len(rows) / cost.seconds for cost in measured)
+        listed = ", ".join(f"{len(rows) / cost.seconds:.1f} (CPU {cost.cpu_seconds:.1f} s, "
+                           f"steal {cost.steal:.0%})" for cost in measured)
         print(f"{arm:18s}: {medians[arm]:7.1f} images/s  (runs: {listed})")
-    pairs = [pipe / memory for (memory, _), (pipe, _) in zip(*runs.values())]
+    pairs = [memory.seconds / pipe.seconds for memory, pipe in zip(*runs.values())]
     print(f"per-pair ratios: {', '.join(f'{r:.3f}' for r in pairs)}")
     print(f"ratio pipeline / in-memory: "
           f"{medians['tf.data pipeline'] / medians['in-memory tensors']:.3f}  (target >= 0.9)")
