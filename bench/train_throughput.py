@@ -14,6 +14,7 @@ training split, so that start-up is charged to an epoch of training
 as it is in real runs; `--steps N` times N-batch epochs instead.
 
     python bench/train_throughput.py --data data/mock-20k-s42 --cutout 36
+    python bench/train_throughput.py --data data/mock-20k-s42 --niceness 0 10 19
     python bench/train_throughput.py                       # builds a 3000-galaxy mock first
 """
 
@@ -30,7 +31,8 @@ import keras
 import tensorflow as tf
 
 from hzexp.config import load_pipeline
-from hzexp.data.pipeline import fixed_tuning, magnitudes, make_dataset, redshifts
+from hzexp.data.pipeline import (INPUT_NICENESS, fixed_tuning, magnitudes, make_dataset,
+                                 redshifts)
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
@@ -98,6 +100,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int,
                         help="batches per timed epoch (default: the whole training split)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--niceness", type=int, nargs="+", default=[INPUT_NICENESS],
+                        help="nice increments of the input thread to compare, one pipeline "
+                             "arm each, timed after each in-memory epoch in rotating order")
     args = parser.parse_args()
 
     if args.data is None:
@@ -122,25 +127,39 @@ def main() -> None:
                                                      redshifts(dataset, rows)))
                  .batch(BATCH).prefetch(2)
                  .with_options(fixed_tuning()))
-    streamed = make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
-                            chunk_size=config.training.chunk_size, training=True)
+    streamed = {nice: make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
+                                   chunk_size=config.training.chunk_size, training=True,
+                                   input_niceness=nice)
+                for nice in args.niceness}
 
-    runs: dict[str, list[EpochCost]] = {"in-memory tensors": [], "tf.data pipeline": []}
-    for _ in range(args.repeats):
-        runs["in-memory tensors"].append(timed_epoch(model, in_memory))
-        runs["tf.data pipeline"].append(timed_epoch(model, streamed))
+    memory_arm = "in-memory tensors"
+    pipeline_arms = {pipeline_arm(nice, args.niceness): data for nice, data in streamed.items()}
+    runs: dict[str, list[EpochCost]] = {memory_arm: [], **{arm: [] for arm in pipeline_arms}}
+    order = list(pipeline_arms)
+    for repeat in range(args.repeats):
+        runs[memory_arm].append(timed_epoch(model, in_memory))
+        turn = repeat % len(order)  # pipeline arms take turns at following the in-memory one
+        for arm in order[turn:] + order[:turn]:
+            runs[arm].append(timed_epoch(model, pipeline_arms[arm]))
     print(f"dataset {args.data}  cutout {args.cutout}px  depth {args.depth}  batch {BATCH}  "
           f"{len(rows)} images per epoch")
-    medians = {}
+    medians, width = {}, max(map(len, runs))
     for arm, measured in runs.items():
         medians[arm] = statistics.median(len(rows) / cost.seconds for cost in measured)
         listed = ", ".join(f"{len(rows) / cost.seconds:.1f} (CPU {cost.cpu_seconds:.1f} s, "
                            f"steal {cost.steal:.0%})" for cost in measured)
-        print(f"{arm:18s}: {medians[arm]:7.1f} images/s  (runs: {listed})")
-    pairs = [memory.seconds / pipe.seconds for memory, pipe in zip(*runs.values())]
-    print(f"per-pair ratios: {', '.join(f'{r:.3f}' for r in pairs)}")
-    print(f"ratio pipeline / in-memory: "
-          f"{medians['tf.data pipeline'] / medians['in-memory tensors']:.3f}  (target >= 0.9)")
+        print(f"{arm:{width}s}: {medians[arm]:7.1f} images/s  (runs: {listed})")
+    for arm in pipeline_arms:
+        pairs = [memory.seconds / pipe.seconds
+                 for memory, pipe in zip(runs[memory_arm], runs[arm])]
+        print(f"{arm}: per-pair ratios {', '.join(f'{r:.3f}' for r in pairs)}")
+        print(f"ratio {arm} / in-memory: {medians[arm] / medians[memory_arm]:.3f}  "
+              f"(target >= 0.9)")
+
+
+def pipeline_arm(niceness: int, compared: list[int]) -> str:
+    """The name of the pipeline arm whose input thread runs at `niceness`."""
+    return "tf.data pipeline" + (f" (nice +{niceness})" if len(compared) > 1 else "")
 
 
 if __name__ == "__main__":

@@ -176,11 +176,14 @@ def _signature(image_size: int, labelled: bool) -> tuple[tf.TensorSpec, ...]:
 
 def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfig,
                  scaling: MagnitudeScaling, batch_size: int, chunk_size: int = 2048,
-                 training: bool = False, seed: int = 0, labelled: bool = True) -> tf.data.Dataset:
+                 training: bool = False, seed: int = 0, labelled: bool = True,
+                 input_niceness: int = INPUT_NICENESS) -> tf.data.Dataset:
     """Batches of ({"image", "mags"}, z_spec) ready for the core Hybrid-z model.
 
     `training=True` shuffles and augments, with a new draw every epoch; otherwise rows keep
-    their order and images are centre-cropped, so predictions align with `rows`.
+    their order and images are centre-cropped, so predictions align with `rows`. Batches
+    are made by a thread with `input_niceness` added to its nice value (the bench compares
+    values).
     """
     rows = np.sort(np.asarray(rows, dtype=np.int64)) if training else np.asarray(rows, np.int64)
     cutout = preprocess.cutout
@@ -192,7 +195,7 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
     source = tf.data.Dataset.from_generator(
         lambda: in_background(
             lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation),
-            PREFETCH_BATCHES, "hzexp-input", INPUT_NICENESS),
+            PREFETCH_BATCHES, "hzexp-input", input_niceness),
         output_signature=_signature(cutout if training else dataset.stored_size, labelled))
     fill, mean, scale = (tf.constant(a, tf.float32) for a in
                          (scaling.fill, scaling.mean, scaling.scale))

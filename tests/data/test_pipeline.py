@@ -167,7 +167,9 @@ def test_training_batches_do_not_depend_on_how_many_images_each_read_takes(datas
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values")
-def test_input_thread_runs_niced_and_leaves_the_callers_priority_alone(dataset, monkeypatch):
+@pytest.mark.parametrize("niceness", [None, 3])
+def test_input_thread_runs_niced_and_leaves_the_callers_priority_alone(dataset, monkeypatch,
+                                                                        niceness):
     def own_nice():
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
@@ -181,11 +183,13 @@ def test_input_thread_runs_niced_and_leaves_the_callers_priority_alone(dataset, 
 
     monkeypatch.setattr(pipeline, "_batches", recording_batches)
     before = own_nice()
+    chosen = {} if niceness is None else {"input_niceness": niceness}
     collect(make_dataset(dataset, np.arange(40), PreprocessConfig(cutout=20), identity_scaling(),
-                         batch_size=8, training=True))
+                         batch_size=8, training=True, **chosen))
     assert own_nice() == before
     assert len({tid for tid, _ in seen}) == 1 and seen[0][0] != threading.get_native_id()
-    assert {nice for _, nice in seen} == {min(before + pipeline.INPUT_NICENESS, 19)}
+    added = pipeline.INPUT_NICENESS if niceness is None else niceness
+    assert {nice for _, nice in seen} == {min(before + added, 19)}
 
 
 def test_an_error_in_the_input_thread_reaches_the_training_loop(dataset, monkeypatch):
