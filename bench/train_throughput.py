@@ -127,13 +127,13 @@ def main() -> None:
                                                      redshifts(dataset, rows)))
                  .batch(BATCH).prefetch(2)
                  .with_options(fixed_tuning()))
-    streamed = {nice: make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
-                                   chunk_size=config.training.chunk_size, training=True,
-                                   input_niceness=nice)
-                for nice in args.niceness}
+    pipeline_arms = {pipeline_arm(nice, args.niceness):
+                     make_dataset(dataset, rows, config.preprocess, scaling, BATCH,
+                                  chunk_size=config.training.chunk_size, training=True,
+                                  input_niceness=nice)
+                     for nice in args.niceness}
 
     memory_arm = "in-memory tensors"
-    pipeline_arms = {pipeline_arm(nice, args.niceness): data for nice, data in streamed.items()}
     runs: dict[str, list[EpochCost]] = {memory_arm: [], **{arm: [] for arm in pipeline_arms}}
     order = list(pipeline_arms)
     for repeat in range(args.repeats):
