@@ -177,6 +177,7 @@ def interval(ratios: list[float]) -> str:
                                   method="percentile", random_state=0).confidence_interval
     return f" (90% interval {found.low:.3f}-{found.high:.3f})"
 
+
 def pipeline_arm(niceness: int, compared: list[int]) -> str:
     """The name of the pipeline arm whose input thread runs at `niceness`."""
     return "tf.data pipeline" + (f" (nice +{niceness})" if len(compared) > 1 else "")
