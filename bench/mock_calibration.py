@@ -133,7 +133,7 @@ def main() -> None:
     print(f"red fraction: {red.mean():.3f}  masked fraction: {catalogue['masked'].mean():.3f}")
     print(f"n(z): mean z_spec {z.mean():.4f}, median {np.median(z):.4f}, "
           f"z>0.5 {np.mean(z > 0.5):.4f}, max {z.max():.3f}")
-    print(f"NaN fraction per band: "
+    print("NaN fraction per band: "
           + " ".join(f"{c[4:]}={catalogue[c].isna().mean():.3f}" for c in MAG_COLUMNS))
     print(f"SMAD(Dz) magnitude-only MLP:           {smad_mags:.4f}  (KiDS-Bright ANNz2: 0.018)")
     print(f"SMAD(Dz) magnitudes + image features:  {smad_images:.4f}  "

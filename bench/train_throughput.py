@@ -39,8 +39,7 @@ import scipy.stats
 import tensorflow as tf
 
 from hzexp.config import load_pipeline
-from hzexp.data.pipeline import (INPUT_NICENESS, fixed_tuning, magnitudes, make_dataset,
-                                 redshifts)
+from hzexp.data.pipeline import INPUT_NICENESS, fixed_tuning, magnitudes, make_dataset, redshifts
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z

@@ -15,7 +15,7 @@ import sys
 
 from hzexp.config import ConfigError
 from hzexp.data.store import DatasetError
-from hzexp.inference_errors import PredictionError
+from hzexp.inference.errors import PredictionError
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -53,7 +53,7 @@ def _ingest(args: argparse.Namespace) -> None:
 
 
 def _import_official(args: argparse.Namespace) -> None:
-    from hzexp.data.official import read_official_table
+    from hzexp.data.kids.official import read_official_table
 
     path = read_official_table(args.fits, args.out, overwrite=args.overwrite)
     print(f"wrote {path}")

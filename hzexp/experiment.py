@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hzexp import tracking
+from hzexp._io import atomic_file
 from hzexp.config import PipelineConfig, flatten
 from hzexp.data.pipeline import magnitudes, redshifts
 from hzexp.data.sources import resolve_dataset
@@ -199,12 +200,6 @@ def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None
         tracking.log_metrics(metrics)
         tracking.log_frame(table, f"table2_{name}")
     if out is not None:
-        write_csv_atomically(table, Path(out))
+        with atomic_file(Path(out)) as tmp:
+            table.to_csv(tmp, index=False)
     return table
-
-
-def write_csv_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write a CSV through a temporary sibling renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)

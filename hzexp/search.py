@@ -25,9 +25,17 @@ from optuna.trial import TrialState
 from optuna_integration import TFKerasPruningCallback
 
 from hzexp import tracking
-from hzexp.config import (ConfigError, PipelineConfig, SearchSpace, StudyConfig,
-                          apply_overrides, from_dict, load_pipeline, load_search_space,
-                          to_dict)
+from hzexp.config import (
+    ConfigError,
+    PipelineConfig,
+    SearchSpace,
+    StudyConfig,
+    apply_overrides,
+    from_dict,
+    load_pipeline,
+    load_search_space,
+    to_dict,
+)
 from hzexp.data.sources import resolve_dataset
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset

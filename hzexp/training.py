@@ -19,8 +19,8 @@ from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
-from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
 from hzexp.model.export import export_model
+from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
 from hzexp.model.preprocessing import fit_magnitude_standardiser
 
 log = logging.getLogger(__name__)

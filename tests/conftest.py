@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import mlflow
-import numpy as np
-import pandas as pd
 import pytest
 
-from hzexp.data.store import MAG_COLUMNS, MAGERR_COLUMNS, DatasetWriter
-
-
-def synthetic_catalogue(n: int, first_id: int = 0, seed: int = 0) -> pd.DataFrame:
-    """A contract-valid catalogue whose magnitudes carry the redshift (for fast fits)."""
-    rng = np.random.default_rng(seed)
-    z = rng.uniform(0.02, 0.6, n)
-    base = 17.0 + 4.0 * z + rng.normal(0, 0.3, n)
-    columns = {"object_id": np.arange(first_id, first_id + n), "ra": rng.uniform(129, 141, n),
-               "dec": rng.uniform(-2, 3, n), "z_spec": z}
-    for k, (mag, err) in enumerate(zip(MAG_COLUMNS, MAGERR_COLUMNS)):
-        columns[mag] = base - 0.3 * k * (1 + 2 * z) + rng.normal(0, 0.02, n)
-        columns[err] = np.full(n, 0.02)
-    columns["mag_r_auto"] = columns["mag_r"] - 0.1
-    columns["masked"] = rng.random(n) < 0.15
-    columns["galaxy_type"] = np.where(rng.random(n) < 0.4, "red", "blue")
-    return pd.DataFrame(columns)
-
-
-def synthetic_images(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
-    """Gaussian blobs on noise, one per row, float32 (n, size, size, 4)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size] - (size - 1) / 2
-    width = rng.uniform(1.5, 4.0, n)[:, None, None, None]
-    blob = np.exp(-(x**2 + y**2)[None, :, :, None] / (2 * width**2))
-    return (blob * rng.uniform(1, 3, (n, 1, 1, 4)) + rng.normal(0, 0.05, (n, size, size, 4))
-            ).astype(np.float32)
+from hzexp.data.store import DatasetWriter
+from tests.helpers import REPO, synthetic_catalogue, synthetic_images, use_private_tracking
 
 
 @pytest.fixture
@@ -57,7 +28,6 @@ def write_dataset(tmp_path):
     return write
 
 
-REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -75,16 +45,6 @@ def smoke_pipeline(tmp_path_factory):
     path.write_text(yaml.safe_dump(data))
     resolve_dataset(load_pipeline(path).data, progress=False)
     return path
-
-
-def use_private_tracking(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
-    """Track to `root` (SQLite + ./mlruns there), via the environment and in-process: an
-    earlier test's run may have left MLflow's global tracking URI pointing at its own
-    store, which a bare `MlflowClient()` would use."""
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(root)
-    mlflow.set_tracking_uri(uri)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from hzexp.config import ConfigError, flatten, load_pipeline
+from hzexp.config import ConfigError, flatten, load_pipeline, load_search_space
 
 PIPELINES = Path(__file__).parents[1] / "pipelines"
 
@@ -23,7 +23,8 @@ def test_mock_pipeline_is_the_paper_setup_on_20k_galaxies():
 
 
 def test_overrides_are_typed_and_flattened():
-    config = load_pipeline(PIPELINES / "smoke.yaml", ["model.depth=5", "training.learning_rate=3e-4"])
+    config = load_pipeline(PIPELINES / "smoke.yaml",
+                           ["model.depth=5", "training.learning_rate=3e-4"])
     flat = flatten(config)
     assert flat["model.depth"] == 5
     assert flat["training.learning_rate"] == pytest.approx(3e-4)
@@ -51,10 +52,39 @@ def test_bad_values_name_the_key(override, message):
 
 def test_cutout_larger_than_stored_images_is_rejected():
     config = load_pipeline(PIPELINES / "smoke.yaml", ["preprocess.cutout=52"])
-    with pytest.raises(ConfigError, match="preprocess.cutout = 52: is larger than the stored 48 px"):
+    message = "preprocess.cutout = 52: is larger than the stored 48 px"
+    with pytest.raises(ConfigError, match=message):
         config.validate(stored_size=48)
 
 
 def test_missing_pipeline_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: pipeline file not found"):
         load_pipeline(tmp_path / "nope.yaml")
+
+
+SPACES = PIPELINES.parent / "search_spaces"
+#: The pipeline each shipped search space is run with (MLproject's `search` defaults to quick).
+SPACE_PIPELINE = {"smoke": "smoke", "quick": "quick", "hybridz": "mock"}
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_pipeline_loads_and_validates(path):
+    config = load_pipeline(path)
+    config.validate()
+    assert config.name == path.stem
+
+
+def _extremes(spec):
+    if spec.type == "categorical":
+        return list(spec.choices)
+    kind = int if spec.type == "int" else float
+    return [kind(spec.low), kind(spec.high)]
+
+
+@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_search_space_stays_inside_its_pipelines_valid_values(path):
+    space = load_search_space(path)
+    pipeline = PIPELINES / f"{SPACE_PIPELINE[path.stem]}.yaml"
+    for key, spec in space.parameters.items():
+        for value in _extremes(spec):
+            load_pipeline(pipeline, [f"{key}={value}"]).validate()

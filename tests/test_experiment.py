@@ -19,7 +19,7 @@ from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
 from hzexp.experiment import tracked_training
 from hzexp.training import train
-from tests.conftest import use_private_tracking
+from tests.helpers import use_private_tracking
 
 SMOKE = Path(__file__).parents[1] / "pipelines" / "smoke.yaml"
 
@@ -156,6 +156,7 @@ def test_cli_rejects_a_bad_pipeline_before_training(capsys):
     assert "model.depth = 7: must be 3, 4 or 5" in err and "smoke.yaml" in err
 
 
+@pytest.mark.slow
 def test_kfold_logs_nested_folds_and_their_spread(smoke_config):
     from hzexp.experiment import tracked_kfold
 
@@ -185,6 +186,7 @@ def test_nz_smoothing_option_logs_kept_fraction_and_figure(smoke_config):
     assert "figures/nz_smoothing.html" in artifacts
 
 
+@pytest.mark.slow
 def test_under_mlflow_run_the_project_run_is_the_training_run(smoke_config, monkeypatch):
     """`mlflow run` creates the run (in its own experiment) and passes MLFLOW_RUN_ID."""
     client = mlflow.MlflowClient()

@@ -13,11 +13,11 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from tests.conftest import REPO
 from hzexp.cli import main
 from hzexp.config import load_pipeline
 from hzexp.data.store import MAG_BANDS, Dataset
 from hzexp.inference import read_predictions
+from tests.helpers import REPO
 
 SPACING = 60  # px between stamp centres
 STAMP = 48

@@ -37,6 +37,7 @@ def search_command(pipeline, storage, *extra):
             "--space", str(SPACE), "--storage", storage, "--study", "workers", *extra]
 
 
+@pytest.mark.slow
 def test_three_trial_search_registers_a_loadable_champion(tracking_env, smoke_pipeline):
     outcome = run_search(str(smoke_pipeline), str(SPACE), n_trials=3,
                          storage=storage_url(tracking_env), study_name="s3")
@@ -94,6 +95,7 @@ def test_under_mlflow_run_trials_nest_in_the_project_runs_experiment(tracking_en
     assert len(children) == 1 and children[0].info.experiment_id == experiment
 
 
+@pytest.mark.slow
 def test_resumed_study_keeps_its_trials(tracking_env, smoke_pipeline):
     first = run_search(str(smoke_pipeline), str(SPACE), n_trials=1,
                        storage=storage_url(tracking_env), study_name="resume", register=False)
@@ -194,6 +196,7 @@ def test_two_workers_share_one_postgresql_study(tmp_path, smoke_pipeline):
     _run_two_workers(smoke_pipeline, url, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_killed_workers_trial_is_retried(tmp_path, smoke_pipeline):
     storage = storage_url(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}

@@ -14,12 +14,11 @@ Two properties matter at survey scale (1.2 million galaxies are 44 GB of images)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from hzexp._io import atomic_directory
 
 MAG_BANDS = ("u", "g", "r", "i", "Z", "Y", "J", "H", "Ks")
 IMAGE_BANDS = ("u", "g", "r", "i")
@@ -77,7 +78,8 @@ class ContentHash:
     def update(self, catalogue: pd.DataFrame, images: np.ndarray) -> None:
         """Feed rows in storage order; the result does not depend on the chunk sizes."""
         ordered = catalogue.loc[:, list(CATALOGUE_COLUMNS)].reset_index(drop=True)
-        self._catalogue.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+        row_hashes = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
+        self._catalogue.update(row_hashes.tobytes())
         self._images.update(np.ascontiguousarray(images, dtype="<f4").tobytes())
 
     def hexdigest(self) -> str:
@@ -156,17 +158,16 @@ class DatasetWriter:
         self.stored_size = int(stored_size)
         self.provenance = provenance
         self.pixel_scale = float(pixel_scale)
-        self.tmp_dir = self.out_dir.with_name(f".{self.out_dir.name}.tmp-{os.getpid()}")
+        self.tmp_dir: Path | None = None  # set on entering the block
+        self._directory = contextlib.ExitStack()
         self._hash = ContentHash()
-        self._tables: list[pa.Table] = []
         self._parquet: pq.ParquetWriter | None = None
         self._h5: h5py.File | None = None
         self._seen_ids: set[int] = set()
         self.n_rows = 0
 
     def __enter__(self) -> DatasetWriter:
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
-        self.tmp_dir.mkdir(parents=True)
+        self.tmp_dir = self._directory.enter_context(atomic_directory(self.out_dir))
         self._h5 = h5py.File(self.tmp_dir / IMAGES_FILE, "w")
         s = self.stored_size
         self._h5.create_dataset(
@@ -204,12 +205,14 @@ class DatasetWriter:
             self._h5.close()
         if self._parquet is not None:
             self._parquet.close()
-        if exc_type is not None:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
-            return
-        if self.n_rows == 0:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
-            raise DatasetError(f"{self.out_dir}: no galaxies were written")
+        with self._directory:  # the directory appears only if this block finishes
+            if exc_type is not None:
+                raise exc
+            if self.n_rows == 0:
+                raise DatasetError(f"{self.out_dir}: no galaxies were written")
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
         manifest = {
             "format": "hzexp-dataset/1",
             "n_galaxies": self.n_rows,
@@ -223,9 +226,6 @@ class DatasetWriter:
             "hzexp_version": _hzexp_version(),
         }
         (self.tmp_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
-        if self.out_dir.exists():
-            shutil.rmtree(self.out_dir)
-        os.replace(self.tmp_dir, self.out_dir)
 
 
 @dataclass(frozen=True)

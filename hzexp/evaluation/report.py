@@ -12,8 +12,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hzexp.evaluation.figures import (dz_histogram, loss_curves, nz_comparison,
-                                      residual_panels, zphot_vs_zspec)
+from hzexp.evaluation.figures import (
+    dz_histogram,
+    loss_curves,
+    nz_comparison,
+    residual_panels,
+    zphot_vs_zspec,
+)
 from hzexp.evaluation.metrics import Dz
 from hzexp.evaluation.tables import photoz_table
 

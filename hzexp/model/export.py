@@ -13,7 +13,8 @@ from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
 from hzexp.model.preprocessing import CentreCrop, MagnitudeStandardiser, MinMaxNormalise
 
 
-def export_model(core: keras.Model, cutout: int, stored_size: int, fill, mean, scale) -> keras.Model:
+def export_model(core: keras.Model, cutout: int, stored_size: int, fill, mean,
+                 scale) -> keras.Model:
     """Wrap `core` (from `build_hybrid_z`) with crop -> min-max and the NaN-filling scaler.
 
     Inputs: `image` (stored_size, stored_size, 4) raw fluxes and `mags` (9,) raw AB

@@ -62,8 +62,9 @@ def fit_magnitude_standardiser(train_mags: np.ndarray) -> tuple[np.ndarray, np.n
     """`(fill, mean, scale)` for `standardise_magnitudes`, fitted on the training split only.
 
     Uses sklearn's median `SimpleImputer` followed by `StandardScaler` (fitted on the
-    imputed values), so the result equals that sklearn pipeline's transform; the numbers are then carried by the model
-    instead of being refitted at inference (the official Hybrid-z code's bug).
+    imputed values), so the result equals that sklearn pipeline's transform; the numbers are
+    then carried by the model instead of being refitted at inference (the official Hybrid-z
+    code's bug).
     """
     train_mags = np.asarray(train_mags, dtype=np.float64)
     if train_mags.ndim != 2 or train_mags.shape[0] == 0:

@@ -5,9 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import synthetic_catalogue, synthetic_images
-from hzexp.data.store import (CATALOGUE_FILE, IMAGES_FILE, IMAGES_KEY, MANIFEST_FILE, Dataset,
-                              DatasetError, DatasetWriter)
+from hzexp.data.store import (
+    CATALOGUE_FILE,
+    IMAGES_FILE,
+    IMAGES_KEY,
+    MANIFEST_FILE,
+    Dataset,
+    DatasetError,
+    DatasetWriter,
+)
+from tests.helpers import synthetic_catalogue, synthetic_images
 
 
 def test_round_trip_reads_back_what_was_written(write_dataset):
@@ -86,7 +93,8 @@ def _write_bad(tmp_path, catalogue, images):
 
 def test_misspelt_column_is_named_with_a_hint(tmp_path):
     catalogue = synthetic_catalogue(5).rename(columns={"mag_Ks": "mag_KS"})
-    with pytest.raises(DatasetError, match=r"missing column\(s\) mag_Ks -- mag_Ks \(found 'mag_KS'\?\)"):
+    hint = r"missing column\(s\) mag_Ks -- mag_Ks \(found 'mag_KS'\?\)"
+    with pytest.raises(DatasetError, match=hint):
         _write_bad(tmp_path, catalogue, synthetic_images(5))
 
 

@@ -1,0 +1,27 @@
+"""A registered Hybrid-z model applied to a whole catalogue: the `hzexp predict` library.
+
+`catalogue` drives it (`predict_catalogue`, `predict_dataset_rows`); `source` opens what is
+read (a dataset directory or an official Hybrid-z FITS table), `model` pins and loads the
+registered version, `stream` reads chunks ahead in a background thread, `parts` keeps
+finished chunks so an interrupted run resumes, `output` writes the catalogue atomically
+with its provenance, and `errors` holds the one exception they raise (`PredictionError`).
+
+The names are exported lazily: the CLI imports `PredictionError` at start-up, and that must
+not pull in TensorFlow and MLflow, which the driver needs.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_MODEL_URI": "catalogue", "PredictionReport": "catalogue",
+    "predict_catalogue": "catalogue", "predict_dataset_rows": "catalogue",
+    "PredictionError": "errors", "read_predictions": "output", "OUTPUT_COLUMNS": "output",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

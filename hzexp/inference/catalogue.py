@@ -1,0 +1,187 @@
+"""A registered Hybrid-z model applied to a whole catalogue: the `hzexp predict` library.
+
+The model carries its own preprocessing, so it is fed raw dataset rows: uncropped images
+and raw magnitudes, exactly what `images.h5` and `catalogue.parquet` hold.
+
+`predict_catalogue` is built for survey scale (KiDS-Bright: 1.2 million galaxies, 44 GB
+of stamps): chunks are read ahead in a background thread while the model predicts
+(`stream`), so memory does not grow with the catalogue; each finished chunk is
+kept as a part file so an interrupted run resumes where it stopped (`parts`); the
+catalogue is written under a temporary name and renamed when complete, with the model and
+dataset it came from in its metadata (`output`). Expected failures raise
+`PredictionError` with a one-line message and leave no output behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hzexp import __version__
+from hzexp.data.pipeline import magnitudes
+from hzexp.data.store import Dataset, DatasetError
+from hzexp.evaluation.tables import photoz_table, subsample_metrics
+from hzexp.inference.errors import PredictionError
+from hzexp.inference.model import PredictionModel, load_prediction_model
+from hzexp.inference.output import (
+    OUTPUT_COLUMNS,
+    read_predictions,
+    stats_path,
+    write_catalogue,
+    write_stats,
+)
+from hzexp.inference.parts import PartStore
+from hzexp.inference.source import open_data
+from hzexp.inference.stream import prefetched_chunks
+
+__all__ = ["DEFAULT_MODEL_URI", "PredictionError", "PredictionReport", "predict_catalogue",
+           "predict_dataset_rows", "read_predictions"]
+
+DEFAULT_MODEL_URI = "models:/hybrid-z@champion"
+#: Galaxies per `predict_on_batch` call (bounded activation memory on CPU).
+DEFAULT_BATCH_SIZE = 256
+#: Galaxies per read / part file (~75 MB of 48 px stamps; two are read ahead).
+DEFAULT_CHUNK_SIZE = 2048
+
+
+@dataclass
+class PredictionReport:
+    """What `predict_catalogue` wrote, with which model, and how fast."""
+
+    out: Path
+    n_galaxies: int
+    n_resumed: int
+    model_label: str
+    metadata: dict[str, str]
+    seconds: float
+    predict_seconds: float = 0.0
+    stats_file: Path | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def galaxies_per_second(self) -> float:
+        """Streaming rate: galaxies predicted by this run per second of the chunk loop."""
+        predicted = self.n_galaxies - self.n_resumed
+        return predicted / self.predict_seconds if self.predict_seconds else 0.0
+
+    def summary(self) -> str:
+        lines = [f"wrote z_phot of {self.n_galaxies} galaxies to {self.out} with "
+                 f"{self.model_label} (run {self.metadata['model_run_id'] or '-'})",
+                 f"predicted {self.n_galaxies - self.n_resumed} at {self.galaxies_per_second:.0f} "
+                 f"galaxies/s; {self.seconds:.1f} s in all"
+                 + (f"; {self.n_resumed} resumed from an interrupted run" if self.n_resumed
+                    else "")]
+        if self.metrics:
+            m = self.metrics
+            lines.append(f"vs z_spec: SMAD(Dz) {m['smad_dz']:.4f}  mean Dz {m['dz_mean']:+.5f}  "
+                         f"outliers {m['outlier_frac']:.4f}  n {int(m['n_test'])}; "
+                         f"Table 1 in {self.stats_file}")
+        return "\n".join(lines)
+
+
+def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAULT_MODEL_URI,
+                      batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                      evaluate: bool = False, progress: bool = True,
+                      restart: bool = False) -> PredictionReport:
+    """Write z_phot for every galaxy of `data` to `out` (FITS if it ends in .fits, else
+    parquet), in catalogue order, and return a report.
+
+    `data`: a dataset directory (z_spec may be null) or an official Hybrid-z FITS table
+    (.fits, .fit, .fits.gz). `model_uri`: any MLflow model URI; an alias is resolved once
+    to its version. `evaluate`: also write the paper's Table 1 against z_spec to
+    `<out stem>_stats.csv` (needs z_spec for every galaxy). Rerunning an interrupted call
+    with the same arguments resumes it; `restart` discards the unfinished run instead.
+    Raises `PredictionError` for expected failures, before creating anything when it can.
+    """
+    data, out = Path(data), Path(out)
+    if batch_size < 1 or chunk_size < 1:
+        raise PredictionError(f"batch_size and chunk_size must be >= 1, got {batch_size} and "
+                              f"{chunk_size}")
+    if out.is_dir() or not out.parent.is_dir():
+        raise PredictionError(f"{out}: not a file path in an existing directory")
+    started = time.perf_counter()
+    model = load_prediction_model(model_uri)
+    parts = PartStore(out)
+    if restart:
+        parts.remove()
+    fresh = not parts.path.exists()
+    try:
+        dataset = open_data(data, model, parts.path, progress)
+        if evaluate and not dataset.labelled:
+            raise PredictionError(f"{data}: evaluation needs z_spec for every galaxy; this "
+                                  "catalogue has none")
+        metadata = _provenance(model, dataset)
+        done = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
+                            "n_galaxies": len(dataset)})
+        loop_started = time.perf_counter()
+        _predict_into(parts, dataset, model, done, batch_size, chunk_size, progress)
+        predict_seconds = time.perf_counter() - loop_started
+        predictions = _in_catalogue_order(parts, dataset)
+    except BaseException:
+        if fresh and not parts.parts():
+            parts.remove()
+        raise
+    report = PredictionReport(out=out, n_galaxies=len(dataset), n_resumed=done,
+                              model_label=model.label, metadata=metadata, seconds=0.0,
+                              predict_seconds=predict_seconds)
+    if evaluate:
+        z_phot = predictions["z_phot"].to_numpy(dtype=np.float64)
+        report.metrics = subsample_metrics(dataset.catalogue, z_phot)
+        report.stats_file = stats_path(out)
+        write_stats(photoz_table(dataset.catalogue, {model.label: z_phot}), report.stats_file)
+    write_catalogue(predictions, out, metadata)
+    parts.remove()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _provenance(model: PredictionModel, dataset: Dataset) -> dict[str, str]:
+    """What the output file records about its making (keys of `FITS_KEYWORDS`)."""
+    return {"model_uri": model.source.uri, "model_name": model.source.name or "",
+            "model_version": model.source.version or "",
+            "model_run_id": model.source.run_id or "",
+            "dataset_hash": dataset.content_hash, "hzexp_version": __version__}
+
+
+def _predict_into(parts: PartStore, dataset: Dataset, model: PredictionModel, start: int,
+                  batch_size: int, chunk_size: int, progress: bool) -> None:
+    """Predict rows `start`.. chunk by chunk, one part file per finished chunk."""
+    with tqdm(total=len(dataset), initial=start, unit="gal", unit_scale=True, desc="predict",
+              smoothing=0.1, disable=not progress) as bar:
+        try:
+            for chunk in prefetched_chunks(dataset, start, chunk_size):
+                z_phot = model.predict(chunk.images, chunk.mags, batch_size)
+                parts.write(chunk.start, chunk.rows.loc[:, ["object_id", "ra", "dec"]]
+                            .assign(z_phot=z_phot.astype(np.float32)))
+                bar.update(len(z_phot))
+        except DatasetError as err:
+            raise PredictionError(str(err)) from None
+
+
+def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:
+    """All parts, checked to hold each catalogue object_id once, in catalogue order."""
+    predictions = parts.read_all().loc[:, list(OUTPUT_COLUMNS)]
+    found = predictions["object_id"].to_numpy()
+    expected = dataset.catalogue["object_id"].to_numpy()
+    if len(found) != len(expected) or not np.array_equal(found, expected):
+        first = next((i for i, (a, b) in enumerate(zip(found, expected)) if a != b),
+                     min(len(found), len(expected)))
+        raise PredictionError(f"{parts.path}: the finished parts hold {len(found)} rows for "
+                              f"{len(expected)} galaxies and first differ from the catalogue at "
+                              f"row {first}; restart the prediction")
+    return predictions
+
+
+def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,
+                         chunk_size: int = 2048) -> np.ndarray:
+    """z_phot of catalogue rows `rows` (in that order) from a pyfunc model."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = [np.asarray(model.predict({"image": dataset.read_images(part),
+                                     "mags": magnitudes(dataset, part)})).reshape(-1)
+           for part in np.array_split(rows, max(1, -(-len(rows) // chunk_size)))]
+    return np.concatenate(out).astype(np.float64) if out else np.empty(0)

@@ -1,0 +1,98 @@
+"""The model a prediction uses: looked up in the registry, pinned, and checked against data.
+
+An alias such as `champion` can move while a long prediction runs or between a run and its
+resume, so the URI is resolved once to a registered version and that version is loaded.
+Predictions go through `HybridZPyfunc.predict`, the code `mlflow models serve` runs, so the
+REST endpoint and a catalogue run cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hzexp import tracking
+from hzexp.inference.errors import PredictionError
+from hzexp.model.preprocessing import CentreCrop, centre_crop
+
+
+@dataclass
+class PredictionModel:
+    """A loaded Hybrid-z model and the numbers a dataset has to fit.
+
+    `stored_size`: the stamp size the model's `image` input takes (the training set's
+    stored size); `cutout`: the centre crop its `CentreCrop` layer takes from that.
+    """
+
+    source: tracking.ModelSource
+    pyfunc: tracking.HybridZPyfunc
+    stored_size: int
+    cutout: int
+
+    @property
+    def pinned_uri(self) -> str:
+        return pinned_uri(self.source)
+
+    @property
+    def label(self) -> str:
+        if self.source.name:
+            return f"{self.source.name} v{self.source.version}"
+        return self.source.uri
+
+    def check_stamps(self, stamp_size: int, where: str) -> None:
+        """Refuse stamps that do not contain the model's cutout."""
+        if stamp_size < self.cutout:
+            raise PredictionError(
+                f"{where}: images are {stamp_size} px but model {self.label} "
+                f"({self.source.uri}) crops {self.cutout} px cutouts from them")
+
+    def predict(self, images: np.ndarray, mags: np.ndarray, batch_size: int) -> np.ndarray:
+        """float32 z_phot for raw stamps of any size >= the cutout and raw magnitudes."""
+        self.pyfunc.batch_size = batch_size
+        return self.pyfunc.predict(None, {"image": self.to_model_frame(images), "mags": mags})
+
+    def to_model_frame(self, images: np.ndarray) -> np.ndarray:
+        """Stamps of another stored size put on the model's input grid, crop unchanged.
+
+        The model only ever looks at its centre `cutout` px, so the dataset's centre cutout
+        is placed where the model's `CentreCrop` will take it from, in a zero frame (the
+        frame is cropped away before normalisation). This lets a model trained on 48 px
+        mock stamps predict the official table's 36 px stamps when its cutout is <= 36.
+        """
+        size = images.shape[1]
+        if size == self.stored_size:
+            return images
+        framed = np.zeros((len(images), self.stored_size, self.stored_size, images.shape[3]),
+                          dtype=np.float32)
+        start = (self.stored_size - self.cutout) // 2
+        framed[:, start:start + self.cutout, start:start + self.cutout] = np.asarray(
+            centre_crop(images, self.cutout))
+        return framed
+
+
+def pinned_uri(source: tracking.ModelSource) -> str:
+    """`models:/<name>/<version>` for a registered model, else the URI as given."""
+    if source.name and source.version:
+        return f"models:/{source.name}/{source.version}"
+    return source.uri
+
+
+def load_prediction_model(model_uri: str) -> PredictionModel:
+    """Resolve `model_uri` to a pinned version and load it; `PredictionError` if absent."""
+    try:
+        source = tracking.lookup_model(model_uri)
+    except tracking.ModelLookupError as err:
+        raise PredictionError(str(err)) from None
+    try:
+        pyfunc = tracking.load_hybrid_z_pyfunc(pinned_uri(source))
+    except OSError as err:
+        raise PredictionError(f"model {model_uri}: cannot be loaded ({err})") from None
+    keras_model = pyfunc.model
+    crops = [layer.cutout for layer in keras_model.layers if isinstance(layer, CentreCrop)]
+    if len(crops) != 1:
+        raise PredictionError(f"model {model_uri}: expected one CentreCrop layer (an "
+                              f"exported Hybrid-z model), found {len(crops)}")
+    image_input = next(t for t in keras_model.inputs if t.name == "image")
+    return PredictionModel(source=source, pyfunc=pyfunc, stored_size=int(image_input.shape[1]),
+                           cutout=crops[0])

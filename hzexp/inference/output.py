@@ -1,0 +1,72 @@
+"""The photo-z catalogue file: parquet or FITS, with its provenance in the file itself.
+
+A catalogue travels without its MLflow store, so the file says which model made it (name,
+version, run id, URI), from which dataset (content hash) and with which hzexp: parquet
+schema metadata `hzexp.<key>`, or FITS header keywords (8 characters, `FITS_KEYWORDS`).
+Every file is written under a temporary name and renamed when complete, so a killed run
+never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from astropy.table import Table
+
+from hzexp._io import atomic_file
+
+OUTPUT_COLUMNS = ("object_id", "ra", "dec", "z_phot")
+PARQUET_PREFIX = "hzexp."
+FITS_KEYWORDS = {"model_uri": "MODELURI", "model_name": "MODELNAM", "model_version": "MODELVER",
+                 "model_run_id": "MODELRUN", "dataset_hash": "DATAHASH",
+                 "hzexp_version": "HZEXPVER"}
+
+
+def is_fits_output(out: Path) -> bool:
+    return out.name.lower().endswith(".fits")
+
+
+def stats_path(out: Path) -> Path:
+    """`<out stem>_stats.csv` next to the catalogue."""
+    return out.with_name(f"{out.stem}_stats.csv")
+
+
+def write_catalogue(frame: pd.DataFrame, out: Path, metadata: dict[str, str]) -> None:
+    """Write `frame` (OUTPUT_COLUMNS) to `out`: FITS if it ends in .fits, else parquet.
+
+    `metadata` keys are those of `FITS_KEYWORDS`.
+    """
+    frame = frame.loc[:, list(OUTPUT_COLUMNS)]
+    with atomic_file(out) as tmp:
+        if is_fits_output(out):
+            table = Table.from_pandas(frame)
+            table.meta.update({FITS_KEYWORDS[k]: v for k, v in metadata.items()})
+            table.write(tmp, format="fits")
+        else:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            extra = {f"{PARQUET_PREFIX}{k}": v for k, v in metadata.items()}
+            pq.write_table(table.replace_schema_metadata({**table.schema.metadata, **extra}),
+                           tmp)
+
+
+def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A catalogue written by `predict_catalogue` and its provenance (FITS_KEYWORDS keys)."""
+    path = Path(path)
+    if is_fits_output(path):
+        table = Table.read(path, format="fits")
+        by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
+        metadata = {by_keyword[k]: str(v) for k, v in table.meta.items() if k in by_keyword}
+        return table.to_pandas(), metadata
+    table = pq.read_table(path)
+    metadata = {k.decode()[len(PARQUET_PREFIX):]: v.decode()
+                for k, v in (table.schema.metadata or {}).items()
+                if k.decode().startswith(PARQUET_PREFIX)}
+    return table.to_pandas(), metadata
+
+
+def write_stats(table: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False)

@@ -1,0 +1,79 @@
+"""Finished chunks of an unfinished prediction, kept so a rerun resumes instead of restarting.
+
+The work directory `.<out name>.parts/` next to the output holds one parquet part per
+finished chunk (`part-<first row>.parquet`, written atomically) and `state.json`: the model
+(URI as given, resolved version, run id) and the dataset content hash. A rerun with the same
+arguments continues after the last part; a rerun that would mix models or datasets in one
+catalogue is refused. The chunk size may change between runs: parts are keyed by row.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hzexp._io import atomic_file
+from hzexp.inference.errors import PredictionError
+
+STATE_FILE = "state.json"
+STATE_FORMAT = "hzexp-predict-parts/1"
+#: state.json entries that must match for a resume: the pinned model URI (`models:/name/version`),
+#: its run and the dataset content hash (the others are for people).
+RESUME_KEYS = ("model", "model_run_id", "dataset_hash")
+
+
+class PartStore:
+    """The work directory of the prediction writing `out`."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.with_name(f".{out.name}.parts")
+
+    def parts(self) -> list[Path]:
+        return sorted(self.path.glob("part-*.parquet"))
+
+    def start(self, state: dict[str, str]) -> int:
+        """Record `state` for a new run, or check it against the unfinished run's; return
+        how many leading catalogue rows are already predicted."""
+        state_file = self.path / STATE_FILE
+        if state_file.is_file():
+            previous = json.loads(state_file.read_text())
+            changed = [f"{k} {previous.get(k) or '-'} (now {state[k] or '-'})"
+                       for k in RESUME_KEYS if previous.get(k) != state[k]]
+            if changed:
+                raise PredictionError(
+                    f"{self.path}: an unfinished prediction with another "
+                    f"{', '.join(changed)} is here; rerun it with its arguments to resume, "
+                    "or restart to discard it")
+            return self._contiguous_rows()
+        for part in self.parts():
+            part.unlink()
+        self.path.mkdir(parents=True, exist_ok=True)
+        with atomic_file(state_file) as tmp:
+            tmp.write_text(json.dumps({"format": STATE_FORMAT, **state}, indent=2))
+        return 0
+
+    def _contiguous_rows(self) -> int:
+        """Rows covered by parts starting at row 0 without a gap (later parts are dropped)."""
+        covered = 0
+        for part in self.parts():
+            if int(part.stem.removeprefix("part-")) != covered:
+                part.unlink()
+                continue
+            covered += pq.ParquetFile(part).metadata.num_rows
+        return covered
+
+    def write(self, start: int, frame: pd.DataFrame) -> None:
+        with atomic_file(self.path / f"part-{start:012d}.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+
+    def read_all(self) -> pd.DataFrame:
+        """All parts in row order (object_id, ra, dec, z_phot: 28 bytes a galaxy)."""
+        return pa.concat_tables([pq.read_table(p) for p in self.parts()]).to_pandas()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Everything MLflow, and the only part of hzexp that imports it.
+
+`runs` (tracking URI, experiment, run tags, params, metrics, tables, figures), `models` (the
+logged model's signature, the serving pyfunc `HybridZPyfunc`, the baseline model) and
+`registry` (champion/challenger registration, resolving and looking up model URIs). The
+names below are the package's public surface; `hzexp.tracking.HybridZPyfunc` is imported by
+every logged model's `pyfunc_model.py`, so it stays here.
+"""
+
+from hzexp.tracking.models import (
+                                   BASELINE_ARTIFACT,
+                                   BASELINE_TRUSTED_TYPES,
+                                   BASELINE_URI_TAG,
+                                   KERAS_FILE,
+                                   MODEL_ARTIFACT,
+                                   HybridZPyfunc,
+                                   load_hybrid_z_pyfunc,
+                                   load_pyfunc,
+                                   log_baseline_model,
+                                   log_deployable_model,
+                                   model_signature,
+)
+from hzexp.tracking.registry import (
+                                   CHALLENGER,
+                                   CHAMPION,
+                                   FAIL_FAST_HTTP,
+                                   REGISTERED_MODEL,
+                                   ModelLookupError,
+                                   ModelSource,
+                                   Registration,
+                                   load_baseline_for,
+                                   lookup_model,
+                                   register_model,
+                                   resolve_model,
+)
+from hzexp.tracking.runs import (
+                                   DEFAULT_EXPERIMENT,
+                                   DEFAULT_TRACKING_URI,
+                                   EPOCH_METRICS,
+                                   TRIAL_STATE_TAG,
+                                   ActiveRunRecorder,
+                                   EpochMetricsLogger,
+                                   configure_tracking,
+                                   git_commit,
+                                   log_figures,
+                                   log_file,
+                                   log_frame,
+                                   log_metrics,
+                                   log_params,
+                                   log_parquet,
+                                   mark_trial_run,
+                                   run_tags,
+                                   start_run,
+)
+
+__all__ = [
+    "BASELINE_ARTIFACT", "BASELINE_TRUSTED_TYPES", "BASELINE_URI_TAG", "CHALLENGER", "CHAMPION",
+    "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "FAIL_FAST_HTTP",
+    "KERAS_FILE", "MODEL_ARTIFACT", "REGISTERED_MODEL", "TRIAL_STATE_TAG", "ActiveRunRecorder",
+    "EpochMetricsLogger", "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
+    "configure_tracking", "git_commit", "load_baseline_for", "load_hybrid_z_pyfunc",
+    "load_pyfunc", "log_baseline_model", "log_deployable_model", "log_figures", "log_file",
+    "log_frame", "log_metrics", "log_params", "log_parquet", "lookup_model", "mark_trial_run",
+    "model_signature", "register_model", "resolve_model", "run_tags", "start_run",
+]

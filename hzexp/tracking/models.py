@@ -1,0 +1,100 @@
+"""The logged Hybrid-z model: its signature, the serving pyfunc, and the baseline model.
+
+A logged model is loaded by MLflow from `resources/pyfunc_model.py` (models from code),
+which imports `hzexp.tracking.HybridZPyfunc`: that import path is a compatibility promise
+to every model already registered, as is `BASELINE_TRUSTED_TYPES` for the baselines.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import keras
+import mlflow
+import mlflow.sklearn
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Schema, TensorSpec
+
+from hzexp import __version__
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS
+
+MODEL_ARTIFACT = "model"
+KERAS_FILE = "hybrid_z.keras"
+PYFUNC_ENTRY = Path(__file__).parents[1] / "resources" / "pyfunc_model.py"
+
+
+def model_signature(stored_size: int) -> ModelSignature:
+    """Named two-input signature on raw dataset rows: uncropped images and raw magnitudes."""
+    inputs = Schema([
+        TensorSpec(np.dtype(np.float32), (-1, stored_size, stored_size, len(IMAGE_BANDS)), "image"),
+        TensorSpec(np.dtype(np.float32), (-1, len(MAG_COLUMNS)), "mags"),
+    ])
+    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1,), "z_phot")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class HybridZPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc over the deployable Keras model (crop, normalisation and scaler inside).
+
+    A thin wrapper rather than the keras flavour, so that loading imports hzexp's custom
+    layers first, and predictions go in bounded batches whatever the request size.
+    """
+
+    batch_size = 1024
+
+    def load_context(self, context) -> None:
+        import hzexp.model.preprocessing  # noqa: F401  registers the custom layers
+
+        self.model = keras.saving.load_model(context.artifacts["keras_model"])
+
+    def predict(self, context, model_input, params=None) -> np.ndarray:
+        images = np.asarray(model_input["image"], dtype=np.float32)
+        mags = np.asarray(model_input["mags"], dtype=np.float32)
+        out = [self.model.predict_on_batch({"image": images[i:i + self.batch_size],
+                                            "mags": mags[i:i + self.batch_size]})
+               for i in range(0, len(images), self.batch_size)]
+        return np.concatenate([np.asarray(o).reshape(-1) for o in out]).astype(np.float32)
+
+
+def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
+    """Log the deployable model under the active run; returns its `runs:/` URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_path = Path(tmp) / KERAS_FILE
+        deployable.save(keras_path)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY),
+            artifacts={"keras_model": str(keras_path)},
+            signature=model_signature(stored_size),
+            pip_requirements=[f"hzexp=={__version__}", f"tensorflow=={version('tensorflow')}",
+                              f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"])
+    return info.model_uri
+
+
+BASELINE_ARTIFACT = "baseline_mlp"
+BASELINE_URI_TAG = "baseline_model_uri"
+# skops (MLflow's safe sklearn format) loads only listed types beyond sklearn's own.
+BASELINE_TRUSTED_TYPES = ["hzexp.evaluation.baselines.magnitude_features", "numpy.dtype",
+                          "sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
+
+
+def log_baseline_model(model) -> str:
+    """The magnitude-only MLP baseline (a scikit-learn pipeline on raw magnitudes), so an
+    external validation can compare against the baseline of the same run."""
+    info = mlflow.sklearn.log_model(model, name=BASELINE_ARTIFACT,
+                                    skops_trusted_types=BASELINE_TRUSTED_TYPES)
+    mlflow.set_tag(BASELINE_URI_TAG, info.model_uri)
+    return info.model_uri
+
+
+def load_pyfunc(model_uri: str):
+    """Load a logged or registered Hybrid-z model (`runs:/...`, `models:/hybrid-z@champion`)."""
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def load_hybrid_z_pyfunc(model_uri: str) -> HybridZPyfunc:
+    """The `HybridZPyfunc` inside a logged model: its Keras model is `.model`, and its
+    `predict` is the code path `mlflow models serve` runs."""
+    return load_pyfunc(model_uri).unwrap_python_model()

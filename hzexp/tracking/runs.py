@@ -1,0 +1,162 @@
+"""MLflow runs: tracking URI and experiment, provenance tags, params, metrics, tables, figures.
+
+The rest of hzexp is plain functions on arrays and configs; this module turns their results
+into the MLflow record DESIGN.md lists, so runs compare cleanly in the MLflow UI: the same
+param names (the flattened pipeline config) and metric names in every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import pandas as pd
+
+from hzexp import __version__
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "hybrid-z"
+EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2",
+                 "val_smad", "learning_rate")
+TRIAL_STATE_TAG = "optuna.trial_state"
+
+
+def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
+    """Point MLflow at `MLFLOW_TRACKING_URI` or the project's SQLite store; returns the URI.
+
+    The file store (`./mlruns` as tracking URI) is in maintenance mode in MLflow 3; with a
+    SQLite backend the artifacts still land under `./mlruns/`. Several search workers may
+    start at once on a fresh SQLite store: its schema creation is serialised with a lock
+    file, since two concurrent migrations of one database fail.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    mlflow.set_tracking_uri(uri)
+    # Runs started under an active run (search trials) or under `mlflow run` (whose project
+    # run becomes hzexp's first run) belong to that run's experiment. MLflow drops
+    # MLFLOW_RUN_ID once the project run is started, so the active run is asked first.
+    active = mlflow.active_run()
+    pinned_run = active.info.run_id if active else os.environ.get("MLFLOW_RUN_ID")
+    if pinned_run:
+        mlflow.set_experiment(experiment_id=mlflow.get_run(pinned_run).info.experiment_id)
+        return uri
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment)
+    if uri.startswith("sqlite:///"):
+        with _file_lock(Path(uri.removeprefix("sqlite:///") + ".lock")):
+            mlflow.set_experiment(name)
+    else:
+        mlflow.set_experiment(name)
+    return uri
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def git_commit() -> str:
+    """The checkout's commit (with `-dirty` for local changes), or "unknown" outside git."""
+    try:
+        here = Path(__file__).parent
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, check=True).stdout
+        return sha + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_tags(dataset_hash: str, dataset_path: str) -> dict[str, str]:
+    """Provenance tags every run carries."""
+    return {"dataset_hash": dataset_hash, "dataset_path": dataset_path,
+            "git_commit": git_commit(), "hzexp_version": __version__}
+
+
+def start_run(run_name: str, tags: dict[str, str], nested: bool = False):
+    """An MLflow run context; it ends FAILED (not RUNNING) when the block raises."""
+    return mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_file(path: Path, artifact_dir: str) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_dir)
+
+
+def log_parquet(frame: pd.DataFrame, name: str) -> None:
+    """A per-galaxy table as `data/<name>.parquet` (compact at survey scale)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="data")
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Log Keras' per-epoch metrics (`loss val_loss mae mse r2`, train and validation),
+    validation SMAD and, when a schedule changes it, the learning rate."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        mlflow.log_metrics({k: float(logs[k]) for k in EPOCH_METRICS if k in logs}, step=epoch)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params, lists as their string form (MLflow params are strings)."""
+    mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                       for k, v in params.items()})
+
+
+def log_frame(frame: pd.DataFrame, name: str) -> None:
+    """A table as an MLflow table (UI-comparable) and as CSV (for people and papers)."""
+    mlflow.log_table(frame, artifact_file=f"tables/{name}.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="tables")
+
+
+def log_figures(figures: dict[str, Any]) -> None:
+    """Plotly figures as standalone HTML (PNG export needs Chrome, so it is not attempted)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, figure in figures.items():
+            path = Path(tmp) / f"{name}.html"
+            figure.write_html(path, include_plotlyjs="cdn")
+            mlflow.log_artifact(str(path), artifact_path="figures")
+
+
+class ActiveRunRecorder(keras.callbacks.Callback):
+    """Remember the MLflow run a training belongs to, to tag it after it has ended."""
+
+    run_id: str | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.run_id = mlflow.active_run().info.run_id
+
+
+def mark_trial_run(run_id: str | None, trial_state: str) -> None:
+    """Record an Optuna trial's fate on its (ended) nested run.
+
+    A pruned trial stops by exception, so MLflow ended its run FAILED; it is marked KILLED
+    instead (stopped on purpose), and every trial run carries its Optuna state as a tag.
+    """
+    if run_id is None:
+        return
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, TRIAL_STATE_TAG, trial_state)
+    if trial_state == "PRUNED":
+        client.set_terminated(run_id, status="KILLED")

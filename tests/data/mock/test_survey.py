@@ -1,0 +1,76 @@
+"""The mock survey as a dataset: determinism, atomic writing, manifest, n(z)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from hzexp.data.mock.parameters import MockParameters
+from hzexp.data.mock.survey import GENERATION_BLOCK, MockSurvey, mock_fingerprint, simulate
+from hzexp.data.store import Dataset
+
+
+def test_same_seed_same_hash_different_seed_different(tmp_path):
+    first = simulate(tmp_path / "a", 300, seed=1, progress=False)
+    again = simulate(tmp_path / "b", 300, seed=1, progress=False)
+    other = simulate(tmp_path / "c", 300, seed=2, progress=False)
+    hashes = [Dataset.open(p).content_hash for p in (first, again, other)]
+    assert hashes[0] == hashes[1]
+    assert hashes[0] != hashes[2]
+
+
+def test_content_does_not_depend_on_chunk_size(tmp_path):
+    n = GENERATION_BLOCK + 100
+    small = Dataset.open(simulate(tmp_path / "a", n, seed=5, chunk_size=64, progress=False))
+    large = Dataset.open(simulate(tmp_path / "b", n, seed=5, chunk_size=10_000, progress=False))
+    assert len(small) == n
+    assert small.content_hash == large.content_hash
+    small.verify()
+
+
+def test_failure_mid_run_leaves_nothing(tmp_path, monkeypatch):
+    real_block = MockSurvey.block
+
+    def failing_block(self, seed, index, stored_size):
+        if index == 1:
+            raise RuntimeError("disk full")
+        return real_block(self, seed, index, stored_size)
+
+    monkeypatch.setattr(MockSurvey, "block", failing_block)
+    with pytest.raises(RuntimeError, match="disk full"):
+        simulate(tmp_path / "out", 2 * GENERATION_BLOCK, seed=1, chunk_size=64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_records_the_parameters(small_mock):
+    provenance = small_mock.manifest["provenance"]
+    assert provenance["seed"] == 7
+    as_json = json.loads(json.dumps(MockParameters().as_provenance()))  # tuples -> lists
+    assert provenance["parameters"] == as_json
+
+
+def test_manifest_records_the_mock_fingerprint(small_mock):
+    provenance = small_mock.manifest["provenance"]
+    assert provenance["mock_fingerprint"] == mock_fingerprint()
+    assert mock_fingerprint() == mock_fingerprint(MockParameters())
+    other = dataclasses.replace(MockParameters(), gaap_sigma_mag=0.021)
+    assert mock_fingerprint(other) != mock_fingerprint()
+    assert len(mock_fingerprint()) == 16
+
+
+def test_fingerprint_changes_with_the_model_version(monkeypatch):
+    import hzexp.data.mock.survey as mock
+
+    current = mock_fingerprint()
+    monkeypatch.setattr(mock, "MOCK_MODEL_VERSION", mock.MOCK_MODEL_VERSION + 1)
+    assert mock.mock_fingerprint() != current
+
+
+def test_nz_red_fraction_and_selection(galaxies):
+    z = galaxies.galaxies["z"]
+    assert 0.20 < z.mean() < 0.26
+    assert 0.01 < (z > 0.45).mean() < 0.1
+    assert 0.33 < galaxies.galaxies["is_red"].mean() < 0.47
+    assert (galaxies.catalogue["mag_r_auto"] < 20).all()
