@@ -83,6 +83,20 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def open_fits(path: str | Path, error: type[Exception] = ValueError) -> Iterator:
+    """`astropy.io.fits.open(path, memmap=True)` as a block; a file that is absent or not
+    FITS raises `error` naming it in one line instead of astropy's OSError."""
+    from astropy.io import fits
+
+    try:
+        hdul = fits.open(path, memmap=True)
+    except OSError as err:
+        raise error(f"{path}: not a readable FITS file ({str(err).splitlines()[0]})") from None
+    with hdul:
+        yield hdul
+
+
 def first_binary_table(hdul, path: str | Path, error: type[Exception] = ValueError):
     """The first binary-table HDU of an open FITS file, or `error` naming `path`."""
     from astropy.io import fits

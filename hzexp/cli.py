@@ -76,6 +76,16 @@ def _predict(args: argparse.Namespace) -> None:
     print(report.summary())
 
 
+def _verify(args: argparse.Namespace) -> None:
+    from hzexp.data.store import Dataset
+
+    dataset = Dataset.open(args.dir, check_content=False)
+    recorded = dataset.verify()
+    print(f"{dataset.path}: OK, {len(dataset)} galaxies match content hash "
+          f"{dataset.content_hash}" + (f" (recorded {', '.join(recorded)} in the manifest)"
+                                       if recorded else ""))
+
+
 def _mapping(items: list[str]) -> dict[str, str]:
     pairs = [item.split("=", 1) for item in items]
     bad = [item for item, pair in zip(items, pairs) if len(pair) != 2]
@@ -191,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="discard an unfinished run's parts instead of resuming it")
     predict.add_argument("--no-progress", action="store_true")
     predict.set_defaults(handler=_predict)
+
+    verify = commands.add_parser("verify", help="recompute a dataset directory's content hash "
+                                                "and compare it with its manifest")
+    verify.add_argument("dir", help="dataset directory")
+    verify.set_defaults(handler=_verify)
     return parser
 
 

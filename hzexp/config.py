@@ -127,8 +127,9 @@ class PipelineConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
 
-    def validate(self, stored_size: int | None = None) -> None:
-        """Reject impossible values; `stored_size` checks the cutout against the data."""
+    def validate(self, stored_size: int | None = None, data_path: str | Path | None = None) -> None:
+        """Reject impossible values; `stored_size` checks the cutout against the data (the
+        dataset at `data_path`, which the message names)."""
         checks = [
             ("model.depth", 3 <= self.model.depth <= 5, "must be 3, 4 or 5 Inception modules"),
             ("model.width", self.model.width > 0, "must be > 0"),
@@ -161,8 +162,9 @@ class PipelineConfig:
             units = getattr(self.model, units_key)
             checks.append((f"model.{units_key}", all(u >= 1 for u in units), "must all be >= 1"))
         if stored_size is not None:
+            of = f" of {data_path}" if data_path is not None else ""
             checks.append(("preprocess.cutout", self.preprocess.cutout <= stored_size,
-                           f"is larger than the stored {stored_size} px images"))
+                           f"is larger than the stored {stored_size} px images{of}"))
         for key, ok, message in checks:
             if not ok:
                 raise ConfigError(f"{key} = {_lookup(self, key)!r}: {message}")

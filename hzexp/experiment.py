@@ -23,12 +23,13 @@ from hzexp.config import PipelineConfig, flatten
 from hzexp.data.pipeline import magnitudes, redshifts
 from hzexp.data.sources import resolve_dataset
 from hzexp.data.splits import kfold_assignments, split_table
-from hzexp.data.store import Dataset, DatasetError
+from hzexp.data.store import Dataset
 from hzexp.evaluation.baselines import fit_knn_baseline, fit_mlp_baseline
 from hzexp.evaluation.figures import nz_comparison
 from hzexp.evaluation.report import build_report
 from hzexp.evaluation.tables import photoz_table, subsample_metrics
 from hzexp.inference import predict_dataset_rows
+from hzexp.inference.model import lookup_source
 from hzexp.training import TrainingResult, train
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
     """Train, evaluate and log one run; the MLflow run ends FAILED if anything raises."""
     tracking.configure_tracking()
     dataset = dataset or resolve_dataset(config.data)
-    config.validate(stored_size=dataset.stored_size)
+    config.validate(stored_size=dataset.stored_size, data_path=dataset.path)
     tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
             "evaluated_on": evaluate_on, **(extra_tags or {})}
     prefix = "val_" if evaluate_on == "val" else ""
@@ -146,7 +147,7 @@ def tracked_kfold(config: PipelineConfig, k: int, pipeline_file: str | None = No
     the mean and standard deviation over folds of every test metric."""
     tracking.configure_tracking()
     dataset = resolve_dataset(config.data)
-    config.validate(stored_size=dataset.stored_size)
+    config.validate(stored_size=dataset.stored_size, data_path=dataset.path)
     folds = kfold_assignments(len(dataset), k, config.split.seed)
     tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)), "kfold": str(k)}
     with tracking.start_run(run_name=run_name or f"{config.name}-kfold{k}", tags=tags):
@@ -176,10 +177,9 @@ def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None
     """
     tracking.configure_tracking()
     dataset = Dataset.open(data)
-    if not dataset.labelled:
-        raise DatasetError(f"{dataset.path}: external validation needs z_spec for every galaxy")
+    dataset.check_labels("external validation")
     name = name or dataset.path.name
-    source = tracking.resolve_model(model_uri)
+    source = lookup_source(model_uri)
     rows = np.arange(len(dataset))
     z_phot = {HYBRID_LABEL: predict_dataset_rows(tracking.load_pyfunc(model_uri), dataset, rows)}
     baseline = tracking.load_baseline_for(source)

@@ -103,9 +103,8 @@ def train(config: PipelineConfig, dataset: Dataset,
           callbacks: list[keras.callbacks.Callback] | None = None,
           assignment: dict[str, np.ndarray] | None = None) -> TrainingResult:
     """Train Hybrid-z with early stopping on validation loss (best weights restored)."""
-    config.validate(stored_size=dataset.stored_size)
-    if not dataset.labelled:
-        raise ValueError(f"{dataset.path}: training needs z_spec for every galaxy")
+    config.validate(stored_size=dataset.stored_size, data_path=dataset.path)
+    dataset.check_labels("training")
     keras.utils.set_random_seed(config.training.seed)
     configure_precision(config.training)
     assignment = dict(assignment or assign_splits(len(dataset), config.split))

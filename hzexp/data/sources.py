@@ -19,7 +19,17 @@ log = logging.getLogger(__name__)
 
 
 def resolve_dataset(data: DataConfig, progress: bool = True) -> Dataset:
-    """Open the dataset a pipeline names, building the mock first when needed."""
+    """Open the dataset a pipeline names, building the mock first when needed.
+
+    A pipeline's dataset is a training set: every galaxy needs a usable `z_spec`, checked
+    here, before a run or a study starts.
+    """
+    dataset = _open_or_build(data, progress)
+    dataset.check_labels("training")
+    return dataset
+
+
+def _open_or_build(data: DataConfig, progress: bool) -> Dataset:
     path = Path(data.path)
     if data.source == "directory":
         return Dataset.open(path)

@@ -19,6 +19,7 @@ import datetime as _dt
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hzexp._io import atomic_directory
+from hzexp._io import atomic_directory, atomic_file
+
+log = logging.getLogger(__name__)
 
 MAG_BANDS = ("u", "g", "r", "i", "Z", "Y", "J", "H", "Ks")
 IMAGE_BANDS = ("u", "g", "r", "i")
@@ -46,6 +49,11 @@ IMAGES_KEY = "images"
 Z_SPEC_RANGE = (0.0, 1.5)
 GALAXY_TYPES = ("red", "blue")
 ROWS_PER_H5_CHUNK = 64
+#: KiDS' magnitude (and error) for an undetected band, written as 99 or -99.
+KIDS_MISSING_MAGNITUDE = 99.0
+#: AB magnitudes a galaxy can have: a value outside this open interval (the KiDS sentinels
+#: included) is not a measurement and counts as missing, exactly like NaN.
+MAG_RANGE = (5.0, 40.0)
 
 _DTYPES = {
     "object_id": "int64", "ra": "float64", "dec": "float64", "z_spec": "float64",
@@ -58,6 +66,28 @@ class DatasetError(ValueError):
     """A dataset directory that breaks the contract; the message names file and problem."""
 
 
+def physical_magnitudes(mags) -> np.ndarray:
+    """`mags` as a new float32 array with every value outside `MAG_RANGE` NaN.
+
+    The one missing-magnitude rule of every path that reads magnitudes (the writer, the
+    dataset reader, the logged model and so its REST server): KiDS' 99 / -99 and any other
+    unphysical value mean "not measured", so the model fills them like NaN.
+    """
+    mags = np.array(mags, dtype=np.float32)
+    mags[~((mags > MAG_RANGE[0]) & (mags < MAG_RANGE[1]))] = np.nan
+    return mags
+
+
+def with_missing_magnitudes(catalogue: pd.DataFrame) -> pd.DataFrame:
+    """`catalogue` with `physical_magnitudes` applied to each band, whose error becomes NaN
+    where its magnitude is missing (an error of nothing measured is meaningless)."""
+    out = catalogue.copy()
+    for mag, err in zip(MAG_COLUMNS, MAGERR_COLUMNS):
+        out[mag] = physical_magnitudes(out[mag].to_numpy(dtype=np.float32))
+        out[err] = out[err].where(out[mag].notna())
+    return out
+
+
 def _hzexp_version() -> str:
     from hzexp import __version__
 
@@ -68,7 +98,8 @@ class ContentHash:
     """Order-sensitive SHA-256 of a dataset's catalogue and pixels, fed chunk by chunk.
 
     The hash covers values, not file bytes, so it does not change with the parquet or HDF5
-    library version that wrote the files; the same seed gives the same hash anywhere.
+    library version that wrote the files; the same seed gives the same hash anywhere. Its
+    two parts are kept apart too, so a cheap check of the catalogue alone is possible.
     """
 
     def __init__(self) -> None:
@@ -77,17 +108,30 @@ class ContentHash:
 
     def update(self, catalogue: pd.DataFrame, images: np.ndarray) -> None:
         """Feed rows in storage order; the result does not depend on the chunk sizes."""
+        self.update_catalogue(catalogue)
+        self._images.update(np.ascontiguousarray(images, dtype="<f4").tobytes())
+
+    def update_catalogue(self, catalogue: pd.DataFrame) -> None:
         ordered = catalogue.loc[:, list(CATALOGUE_COLUMNS)].reset_index(drop=True)
         row_hashes = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
         self._catalogue.update(row_hashes.tobytes())
-        self._images.update(np.ascontiguousarray(images, dtype="<f4").tobytes())
+
+    def catalogue_hexdigest(self) -> str:
+        return self._catalogue.hexdigest()
+
+    def images_hexdigest(self) -> str:
+        return self._images.hexdigest()
 
     def hexdigest(self) -> str:
         return hashlib.sha256(self._catalogue.digest() + self._images.digest()).hexdigest()
 
 
-def check_catalogue(catalogue: pd.DataFrame, where: str, labelled: bool | None = None) -> None:
-    """Raise `DatasetError` naming `where` for any contract violation in a catalogue table."""
+def check_catalogue(catalogue: pd.DataFrame, where: str) -> None:
+    """Raise `DatasetError` naming `where` for any contract violation in a catalogue table.
+
+    `z_spec` is not checked here: it may be null or any value (a prediction needs none);
+    `check_labels` checks it where it is used.
+    """
     missing = [c for c in CATALOGUE_COLUMNS if c not in catalogue.columns]
     if missing:
         close = {c: [k for k in catalogue.columns if k.lower() == c.lower()] for c in missing}
@@ -105,17 +149,26 @@ def check_catalogue(catalogue: pd.DataFrame, where: str, labelled: bool | None =
     if types:
         raise DatasetError(f"{where}: column galaxy_type has value(s) {sorted(types)}; "
                            f"allowed: red, blue or null")
+
+
+#: Rows named in a `check_labels` message (the count says how many there are in all).
+LABEL_ROWS_SHOWN = 5
+
+
+def check_labels(catalogue: pd.DataFrame, where: str, purpose: str) -> None:
+    """Raise `DatasetError` naming the rows whose `z_spec` cannot serve `purpose` (training,
+    evaluation): null, or outside `Z_SPEC_RANGE`, the redshifts the model is trained for."""
     z = catalogue["z_spec"].to_numpy(dtype=float)
-    has_z = np.isfinite(z)
-    if labelled is None:
-        labelled = bool(has_z.any())
-    if labelled:
-        bad = ~has_z | (z <= Z_SPEC_RANGE[0]) | (z >= Z_SPEC_RANGE[1])
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raise DatasetError(
-                f"{where}: z_spec = {z[first]} for object_id {ids.iloc[first]} is outside "
-                f"{Z_SPEC_RANGE} ({int(bad.sum())} rows) in a labelled dataset")
+    bad = np.flatnonzero(~((z > Z_SPEC_RANGE[0]) & (z < Z_SPEC_RANGE[1])))
+    if not len(bad):
+        return
+    ids = catalogue["object_id"].to_numpy()
+    shown = "; ".join(f"row {k} (object_id {ids[k]}): "
+                      + ("null" if np.isnan(z[k]) else f"{z[k]:g} outside {Z_SPEC_RANGE}")
+                      for k in bad[:LABEL_ROWS_SHOWN])
+    more = f"; ... ({len(bad)} rows in all)" if len(bad) > LABEL_ROWS_SHOWN else ""
+    raise DatasetError(f"{where}: {purpose} needs z_spec in {Z_SPEC_RANGE} for every galaxy; "
+                       f"{len(bad)} of {len(z)} rows lack one: {shown}{more}")
 
 
 def check_images(images: np.ndarray, object_ids: np.ndarray, stored_size: int, where: str) -> None:
@@ -181,7 +234,8 @@ class DatasetWriter:
         catalogue = catalogue.copy()
         catalogue["image_index"] = np.arange(self.n_rows, self.n_rows + len(catalogue))
         where = f"{self.out_dir} (chunk at row {self.n_rows})"
-        check_catalogue(catalogue, where, labelled=False)
+        check_catalogue(catalogue, where)
+        catalogue = with_missing_magnitudes(catalogue)
         ids = catalogue["object_id"].to_numpy()
         clash = self._seen_ids.intersection(ids.tolist())
         if clash:
@@ -221,11 +275,26 @@ class DatasetWriter:
             "pixel_scale_arcsec": self.pixel_scale,
             "stored_size": self.stored_size,
             "content_hash": self._hash.hexdigest(),
+            "catalogue_hash": self._hash.catalogue_hexdigest(),
+            "images_hash": self._hash.images_hexdigest(),
+            "images_file": file_stamp(self.tmp_dir / IMAGES_FILE),
             "provenance": self.provenance,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hzexp_version": _hzexp_version(),
         }
         (self.tmp_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+
+
+def file_stamp(path: Path) -> dict[str, int]:
+    """Size and modification time (ns) of a file: what changes when it is rewritten, checked
+    in place of re-hashing the images on every open (44 GB at survey scale)."""
+    stat = path.stat()
+    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+#: Manifest keys with which `Dataset.open` checks the data are the data the content hash
+#: describes; datasets written before them lack them until `Dataset.verify` records them.
+CONTENT_CHECK_KEYS = ("catalogue_hash", "images_hash", "images_file")
 
 
 @dataclass(frozen=True)
@@ -237,9 +306,15 @@ class Dataset:
     catalogue: pd.DataFrame
 
     @classmethod
-    def open(cls, path: str | Path) -> Dataset:
+    def open(cls, path: str | Path, check_content: bool = True) -> Dataset:
         """Open and validate the catalogue, manifest and image store (pixels are checked
-        per chunk as they are read: scanning 44 GB up front would defeat streaming)."""
+        per chunk as they are read: scanning 44 GB up front would defeat streaming).
+
+        `check_content` (the default) also refuses data changed after the manifest was
+        written, whose content hash then no longer describes them: the catalogue is
+        re-hashed (cheap) and images.h5 must keep its recorded size and modification time
+        (re-hashing the pixels is left to `verify`).
+        """
         path = Path(path)
         if not path.is_dir():
             raise DatasetError(f"{path}: dataset directory not found")
@@ -253,9 +328,12 @@ class Dataset:
         for key in ("stored_size", "content_hash", "n_galaxies"):
             if key not in manifest:
                 raise DatasetError(f"{path / MANIFEST_FILE}: missing key {key!r}")
-        catalogue = pd.read_parquet(path / CATALOGUE_FILE)
+        with _readable(path / CATALOGUE_FILE):
+            catalogue = pd.read_parquet(path / CATALOGUE_FILE)
         check_catalogue(catalogue, str(path / CATALOGUE_FILE))
-        with h5py.File(path / IMAGES_FILE, "r") as h5:
+        if catalogue.empty:
+            raise DatasetError(f"{path}: the catalogue has no galaxies")
+        with _readable(path / IMAGES_FILE), h5py.File(path / IMAGES_FILE, "r") as h5:
             if IMAGES_KEY not in h5:
                 raise DatasetError(f"{path / IMAGES_FILE}: no dataset {IMAGES_KEY!r}")
             shape = h5[IMAGES_KEY].shape
@@ -270,11 +348,30 @@ class Dataset:
         if shape[0] != len(catalogue):
             raise DatasetError(f"{where}: {shape[0]} images for {len(catalogue)} catalogue rows")
         index = catalogue["image_index"].to_numpy()
-        if len(index) and (index.min() < 0 or index.max() >= shape[0]):
+        if index.min() < 0 or index.max() >= shape[0]:
             raise DatasetError(f"{path / CATALOGUE_FILE}: image_index outside [0, {shape[0]})")
         if len(np.unique(index)) != len(index):
             raise DatasetError(f"{path / CATALOGUE_FILE}: image_index values repeat")
-        return cls(path=path, manifest=manifest, catalogue=catalogue)
+        dataset = cls(path=path, manifest=manifest, catalogue=catalogue)
+        if check_content:
+            dataset._check_unchanged()
+        return dataset
+
+    def _check_unchanged(self) -> None:
+        """`DatasetError` if the catalogue or images.h5 changed after the manifest."""
+        manifest = self.manifest
+        if not all(key in manifest for key in CONTENT_CHECK_KEYS):
+            log.warning("%s: written by an hzexp without content checks: edits to it go "
+                        "unnoticed until `hzexp verify %s` records them", self.path, self.path)
+            return
+        stale = (f"so its content hash {self.content_hash[:12]} no longer describes the data; "
+                 f"`hzexp verify {self.path}` checks it in full")
+        if self._hashes(images=False).catalogue_hexdigest() != manifest["catalogue_hash"]:
+            raise DatasetError(f"{self.path}: {CATALOGUE_FILE} was changed after "
+                               f"{MANIFEST_FILE} was written, {stale}")
+        if file_stamp(self.path / IMAGES_FILE) != manifest["images_file"]:
+            raise DatasetError(f"{self.path}: {IMAGES_FILE} was rewritten (size or "
+                               f"modification time) after {MANIFEST_FILE} was written, {stale}")
 
     @property
     def stored_size(self) -> int:
@@ -286,15 +383,25 @@ class Dataset:
 
     @property
     def labelled(self) -> bool:
-        return bool(self.catalogue["z_spec"].notna().all()) and len(self.catalogue) > 0
+        """Whether every galaxy has a usable `z_spec` (see `check_labels`)."""
+        try:
+            self.check_labels("use as labels")
+        except DatasetError:
+            return False
+        return True
+
+    def check_labels(self, purpose: str) -> None:
+        """`DatasetError` naming the rows without a usable `z_spec`, for `purpose`."""
+        check_labels(self.catalogue, str(self.path / CATALOGUE_FILE), purpose)
 
     def __len__(self) -> int:
         return len(self.catalogue)
 
     @functools.cached_property
     def magnitude_array(self) -> np.ndarray:
-        """All raw magnitudes (N, 9) float32, converted once (per-chunk reads slice it)."""
-        return self.catalogue[list(MAG_COLUMNS)].to_numpy(dtype=np.float32)
+        """All magnitudes (N, 9) float32, missing (NaN) by `physical_magnitudes`' rule,
+        converted once (per-chunk reads slice it)."""
+        return physical_magnitudes(self.catalogue[list(MAG_COLUMNS)].to_numpy(np.float32))
 
     @functools.cached_property
     def z_spec_array(self) -> np.ndarray:
@@ -305,7 +412,7 @@ class Dataset:
         """Images of catalogue rows `rows` (positions), in that order, pixel-checked."""
         rows = np.asarray(rows, dtype=np.int64)
         index = self.catalogue["image_index"].to_numpy()[rows]
-        with h5py.File(self.path / IMAGES_FILE, "r") as h5:
+        with _readable(self.path / IMAGES_FILE), h5py.File(self.path / IMAGES_FILE, "r") as h5:
             if np.all(index[1:] >= index[:-1]):  # file order (a stored catalogue's chunk)
                 images = _read_sorted(h5[IMAGES_KEY], index)
             else:
@@ -326,18 +433,59 @@ class Dataset:
 
     def recompute_hash(self, chunk_size: int = 2048) -> str:
         """Hash of the stored content, to compare with the manifest's `content_hash`."""
+        return self._hashes(chunk_size=chunk_size).hexdigest()
+
+    def _hashes(self, images: bool = True, chunk_size: int = 2048) -> ContentHash:
+        """The stored content hashed in storage order (`images=False`: the catalogue only,
+        which needs no pixel read)."""
         content = ContentHash()
         by_index = np.argsort(self.catalogue["image_index"].to_numpy(), kind="stable")
-        for catalogue, images in self.iter_chunks(by_index, chunk_size):
-            content.update(_normalise_catalogue(catalogue), images)
-        return content.hexdigest()
+        if not images:
+            content.update_catalogue(_normalise_catalogue(self.catalogue.iloc[by_index]))
+            return content
+        for catalogue, pixels in self.iter_chunks(by_index, chunk_size):
+            content.update(_normalise_catalogue(catalogue), pixels)
+        return content
 
-    def verify(self, chunk_size: int = 2048) -> None:
-        """Full check: every pixel finite and the content hash matches the manifest."""
-        actual = self.recompute_hash(chunk_size)
-        if actual != self.content_hash:
+    def verify(self, chunk_size: int = 2048) -> list[str]:
+        """Full check: every pixel finite and the content hash matches the manifest.
+
+        When it does, the manifest gets the content-check keys `open` uses that it lacks
+        (a dataset written before them) or that no longer match (a copy that changed
+        images.h5's modification time), so that opening checks cheaply again; returns
+        the keys so recorded.
+        """
+        content = self._hashes(chunk_size=chunk_size)
+        checks = {"catalogue_hash": content.catalogue_hexdigest(),
+                  "images_hash": content.images_hexdigest(),
+                  "images_file": file_stamp(self.path / IMAGES_FILE)}
+        if content.hexdigest() != self.content_hash:
+            changed = [name for name, key in ((CATALOGUE_FILE, "catalogue_hash"),
+                                              (IMAGES_FILE, "images_hash"))
+                       if self.manifest.get(key, checks[key]) != checks[key]]
             raise DatasetError(f"{self.path / MANIFEST_FILE}: content_hash {self.content_hash} "
-                               f"does not match the stored data ({actual})")
+                               f"does not match the stored data ({content.hexdigest()})"
+                               + (f": {' and '.join(changed)} changed" if changed else ""))
+        recorded = [key for key, value in checks.items() if self.manifest.get(key) != value]
+        if recorded:
+            try:
+                with atomic_file(self.path / MANIFEST_FILE) as tmp:
+                    tmp.write_text(json.dumps({**self.manifest, **checks}, indent=2))
+            except OSError as err:
+                log.warning("%s: content checks not recorded (%s)", self.path, err)
+                return []
+            self.manifest.update(checks)
+        return recorded
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turn the read error of a corrupt or truncated file into a one-line `DatasetError`."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatasetError(f"{path}: cannot be read, corrupt or truncated ({reason})") from None
 
 
 def _read_sorted(dataset: h5py.Dataset, index: np.ndarray) -> np.ndarray:

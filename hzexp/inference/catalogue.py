@@ -112,9 +112,8 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
     fresh = not parts.path.exists()
     try:
         dataset = open_data(data, model, parts.path, progress)
-        if evaluate and not dataset.labelled:
-            raise PredictionError(f"{data}: evaluation needs z_spec for every galaxy; this "
-                                  "catalogue has none")
+        if evaluate:
+            _check_labels(dataset)
         metadata = _provenance(model, dataset)
         done = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
                             "n_galaxies": len(dataset)})
@@ -138,6 +137,14 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
     parts.remove()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_labels(dataset: Dataset) -> None:
+    """`--evaluate` uses z_spec: every galaxy needs one (predicting alone needs none)."""
+    try:
+        dataset.check_labels("evaluation (--evaluate)")
+    except DatasetError as err:
+        raise PredictionError(str(err)) from None
 
 
 def _provenance(model: PredictionModel, dataset: Dataset) -> dict[str, str]:

@@ -78,12 +78,17 @@ def pinned_uri(source: tracking.ModelSource) -> str:
     return source.uri
 
 
-def load_prediction_model(model_uri: str) -> PredictionModel:
-    """Resolve `model_uri` to a pinned version and load it; `PredictionError` if absent."""
+def lookup_source(model_uri: str) -> tracking.ModelSource:
+    """`tracking.lookup_model`, its one-line failures raised as `PredictionError`."""
     try:
-        source = tracking.lookup_model(model_uri)
+        return tracking.lookup_model(model_uri)
     except tracking.ModelLookupError as err:
         raise PredictionError(str(err)) from None
+
+
+def load_prediction_model(model_uri: str) -> PredictionModel:
+    """Resolve `model_uri` to a pinned version and load it; `PredictionError` if absent."""
+    source = lookup_source(model_uri)
     try:
         pyfunc = tracking.load_hybrid_z_pyfunc(pinned_uri(source))
     except OSError as err:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from astropy.io import fits
-
-from hzexp._io import file_sha256, first_binary_table, is_fits
+from hzexp._io import file_sha256, first_binary_table, is_fits, open_fits
 from hzexp.data.kids.official import OFFICIAL_Z_COLUMN, find_image_column, read_official_table
 from hzexp.data.store import MANIFEST_FILE, Dataset, DatasetError
 from hzexp.inference.errors import PredictionError
@@ -42,8 +40,6 @@ def open_data(data: Path, model: PredictionModel, work_dir: Path, progress: bool
             model.check_stamps(dataset.stored_size, str(data))
     except DatasetError as err:
         raise PredictionError(str(err)) from None
-    if len(dataset) == 0:
-        raise PredictionError(f"{data}: the catalogue has no galaxies: nothing to predict")
     return dataset
 
 
@@ -51,7 +47,7 @@ def _fits_layout(path: Path) -> tuple[int, str | None]:
     """(stamp size, redshift column or None) of an official-layout table, from its header."""
     if not path.is_file():
         raise PredictionError(f"{path}: FITS table not found")
-    with fits.open(path, memmap=True) as hdul:
+    with open_fits(path, PredictionError) as hdul:
         hdu = first_binary_table(hdul, path, PredictionError)
         stamp_size = hdu.data.dtype[find_image_column(hdu, str(path))].shape[0]
         z_column = OFFICIAL_Z_COLUMN if OFFICIAL_Z_COLUMN in hdu.columns.names else None

@@ -19,7 +19,7 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import Schema, TensorSpec
 
 from hzexp import __version__
-from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, physical_magnitudes
 
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
@@ -51,8 +51,10 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
         self.model = keras.saving.load_model(context.artifacts["keras_model"])
 
     def predict(self, context, model_input, params=None) -> np.ndarray:
+        """z_phot of raw rows; magnitudes outside the physical range (KiDS 99 / -99) are
+        missing, as in the dataset reader, so a REST client gets the catalogue's answer."""
         images = np.asarray(model_input["image"], dtype=np.float32)
-        mags = np.asarray(model_input["mags"], dtype=np.float32)
+        mags = physical_magnitudes(model_input["mags"])
         out = [self.model.predict_on_batch({"image": images[i:i + self.batch_size],
                                             "mags": mags[i:i + self.batch_size]})
                for i in range(0, len(images), self.batch_size)]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from hzexp.tracking.models import BASELINE_URI_TAG
 from hzexp.tracking.runs import DEFAULT_TRACKING_URI
@@ -153,6 +154,12 @@ def lookup_model(model_uri: str) -> ModelSource:
     answer fails within seconds (`FAIL_FAST_HTTP`). Local model paths need no store.
     """
     if not model_uri.startswith(("models:/", "runs:/")):
+        try:  # a path, or a URI whose scheme MLflow has an artifact repository for
+            get_artifact_repository(model_uri)
+        except mlflow.exceptions.MlflowException as err:
+            reason = str(err.message).splitlines()[0]
+            raise ModelLookupError(f"model {model_uri}: not a model URI MLflow can read "
+                                   f"({reason})") from None
         return resolve_model(model_uri)
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():

@@ -1,4 +1,9 @@
 import json
+import logging
+import os
+import re
+import shutil
+import time
 
 import h5py
 import numpy as np
@@ -7,8 +12,10 @@ import pytest
 
 from hzexp.data.store import (
     CATALOGUE_FILE,
+    CONTENT_CHECK_KEYS,
     IMAGES_FILE,
     IMAGES_KEY,
+    MAG_COLUMNS,
     MANIFEST_FILE,
     Dataset,
     DatasetError,
@@ -67,8 +74,8 @@ def test_tampered_pixels_fail_verification(write_dataset):
     path = write_dataset(n=60)
     with h5py.File(path / IMAGES_FILE, "r+") as h5:
         h5["images"][5, 0, 0, 0] += 1.0
-    with pytest.raises(DatasetError, match="content_hash .* does not match"):
-        Dataset.open(path).verify()
+    with pytest.raises(DatasetError, match="content_hash .* does not match .*: images.h5 changed"):
+        Dataset.open(path, check_content=False).verify()
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path):
@@ -119,13 +126,18 @@ def test_non_finite_pixels_name_the_object(tmp_path):
         _write_bad(tmp_path, synthetic_catalogue(5), images)
 
 
-def test_z_spec_outside_range_in_labelled_set(write_dataset):
-    path = write_dataset(n=20)
-    catalogue = pd.read_parquet(path / CATALOGUE_FILE)
+def test_z_spec_is_checked_where_it_is_used_naming_the_rows(tmp_path):
+    catalogue = synthetic_catalogue(20)
     catalogue.loc[7, "z_spec"] = 2.5
-    catalogue.to_parquet(path / CATALOGUE_FILE)
-    with pytest.raises(DatasetError, match=r"z_spec = 2.5 for object_id 7 is outside \(0.0, 1.5\)"):
-        Dataset.open(path)
+    catalogue.loc[[3, 11], "z_spec"] = np.nan
+    _write_bad(tmp_path, catalogue, synthetic_images(20))
+    dataset = Dataset.open(tmp_path / "bad")  # a partly labelled catalogue opens
+    assert not dataset.labelled
+    rows = (r"training needs z_spec in \(0.0, 1.5\) for every galaxy; 3 of 20 rows lack one: "
+            r"row 3 \(object_id 3\): null; row 7 \(object_id 7\): 2.5 outside \(0.0, 1.5\); "
+            r"row 11 \(object_id 11\): null$")
+    with pytest.raises(DatasetError, match=rows):
+        dataset.check_labels("training")
 
 
 def test_image_count_mismatch(write_dataset):
@@ -147,4 +159,110 @@ def test_incomplete_directory_is_reported(write_dataset):
     path = write_dataset(n=10)
     (path / MANIFEST_FILE).unlink()
     with pytest.raises(DatasetError, match="manifest.json: missing"):
+        Dataset.open(path)
+
+
+def _without_content_checks(path):
+    """Strip the manifest of the keys hzexp did not write before it checked content: a
+    dataset directory written by older code."""
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    for key in CONTENT_CHECK_KEYS:
+        del manifest[key]
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def _edit_catalogue(path, changes):
+    """Set {(row, column): value} in catalogue.parquet, behind the manifest's back."""
+    catalogue = pd.read_parquet(path / CATALOGUE_FILE)
+    for (row, column), value in changes.items():
+        catalogue.loc[row, column] = value
+    catalogue.to_parquet(path / CATALOGUE_FILE)
+
+
+UNPHYSICAL = {(0, "mag_u"): 99.0, (1, "mag_Ks"): -99.0, (2, "mag_r"): 45.0, (3, "mag_g"): 2.0}
+
+
+def test_kids_sentinels_and_unphysical_magnitudes_read_as_missing(tmp_path, write_dataset):
+    expected = np.array(synthetic_catalogue(6)[list(MAG_COLUMNS)], dtype=np.float32)
+    for row, column in UNPHYSICAL:
+        expected[row, MAG_COLUMNS.index(column)] = np.nan
+    catalogue = synthetic_catalogue(6)
+    for (row, column), value in UNPHYSICAL.items():
+        catalogue.loc[row, column] = value
+    _write_bad(tmp_path, catalogue, synthetic_images(6))  # the writer applies the rule
+    written = Dataset.open(tmp_path / "bad")
+    np.testing.assert_array_equal(written.magnitude_array, expected)
+    errors = written.catalogue[["magerr_u", "magerr_Ks"]].to_numpy()
+    assert np.isnan([errors[0, 0], errors[1, 1]]).all() and np.isfinite(errors[2:]).all()
+    old = write_dataset(n=6, chunk=6)  # the same rows, stored with the sentinels by older code
+    _edit_catalogue(old, UNPHYSICAL)
+    _without_content_checks(old)
+    np.testing.assert_array_equal(Dataset.open(old).magnitude_array, expected)
+
+
+def test_a_catalogue_edited_behind_its_manifest_is_refused(write_dataset):
+    path = write_dataset(n=30)
+    _edit_catalogue(path, {(4, "mag_r"): 21.5, (5, "z_spec"): 0.3})
+    stale = f"^{re.escape(str(path))}: catalogue.parquet was changed after manifest.json"
+    with pytest.raises(DatasetError, match=stale):
+        Dataset.open(path)
+    with pytest.raises(DatasetError, match="does not match the stored data .*: catalogue.parquet "
+                                           "changed$"):
+        Dataset.open(path, check_content=False).verify()
+
+
+def test_rewritten_images_are_refused_and_a_verified_copy_opens(write_dataset, tmp_path):
+    path = write_dataset(n=30)
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    stamp = (copy / IMAGES_FILE).stat().st_mtime_ns + 10**9
+    os.utime(copy / IMAGES_FILE, ns=(stamp, stamp))  # what a copy without -p does
+    rewritten = f"^{re.escape(str(copy))}: images.h5 was rewritten"
+    with pytest.raises(DatasetError, match=rewritten):
+        Dataset.open(copy)
+    assert Dataset.open(copy, check_content=False).verify() == ["images_file"]
+    assert Dataset.open(copy).content_hash == Dataset.open(path).content_hash
+    time.sleep(0.05)  # past the filesystem clock's tick, so the edit has a new mtime
+    with h5py.File(path / IMAGES_FILE, "r+") as h5:
+        h5[IMAGES_KEY][5, 0, 0, 0] += 1.0
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(path))}: images.h5 was rewritten"):
+        Dataset.open(path)
+
+
+def test_a_dataset_from_before_content_checks_opens_and_verify_records_them(write_dataset,
+                                                                           caplog):
+    path = write_dataset(n=30)
+    _without_content_checks(path)
+    with caplog.at_level(logging.WARNING, logger="hzexp.data.store"):
+        dataset = Dataset.open(path)
+    assert f"hzexp verify {path}" in caplog.text
+    assert dataset.verify() == list(CONTENT_CHECK_KEYS)
+    _edit_catalogue(path, {(4, "mag_r"): 21.5})
+    with pytest.raises(DatasetError, match="catalogue.parquet was changed"):
+        Dataset.open(path)
+
+
+CORRUPTIONS = {
+    "garbage catalogue": (CATALOGUE_FILE, lambda data: b"not a parquet file" * 20),
+    "garbage images": (IMAGES_FILE, lambda data: np.random.default_rng(0).bytes(4096)),
+    "truncated images": (IMAGES_FILE, lambda data: data[:len(data) // 2]),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_corrupt_files_are_one_line_errors_naming_them(write_dataset, case):
+    name, damage = CORRUPTIONS[case]
+    path = write_dataset(n=30)
+    (path / name).write_bytes(damage((path / name).read_bytes()))
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(path / name))}: cannot be read, "
+                                           "corrupt or truncated") as err:
+        Dataset.open(path)
+    assert "\n" not in str(err.value)
+
+
+def test_an_empty_catalogue_is_refused(write_dataset):
+    path = write_dataset(n=10)
+    pd.read_parquet(path / CATALOGUE_FILE).iloc[:0].to_parquet(path / CATALOGUE_FILE)
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(path))}: the catalogue has no "
+                                           "galaxies$"):
         Dataset.open(path)

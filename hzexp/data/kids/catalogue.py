@@ -8,7 +8,9 @@ Only the needed columns are read. The whole catalogue is held in memory (1.2 mil
 Selection (cuts): MAG_AUTO < 20, CLASS_STAR < 0.5, SG2DPHOT == 0, SG_FLAG == 1,
 IMAFLAGS_ISO == 0. The MASK criterion is *not* a cut: `masked = (MASK & 28668) > 0` is kept
 as a flag so the 'clean' subsample can be evaluated separately (paper 5.1).
-KiDS writes 99 / -99 for undetected magnitudes: those magnitudes and their errors become NaN.
+KiDS writes 99 / -99 for undetected magnitudes: the dataset writer turns those (and any
+magnitude outside the contract's physical range) and their errors into NaN, by the rule of
+`hzexp.data.store.physical_magnitudes`; an error of 99 / -99 alone becomes NaN here.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy.io import fits
 from astropy.table import Table
 
-from hzexp._io import first_binary_table, is_fits
+from hzexp._io import first_binary_table, is_fits, open_fits
 from hzexp.data.kids.ids import kids_id_text, kids_object_ids
-from hzexp.data.store import MAG_BANDS, DatasetError
+from hzexp.data.store import KIDS_MISSING_MAGNITUDE, MAG_BANDS, DatasetError
 
 KIDS_ID_COLUMN = "ID"
 KIDS_POSITION_COLUMNS = ("RAJ2000", "DECJ2000")
@@ -49,7 +50,6 @@ REQUIRED_COLUMNS = tuple(dict.fromkeys((
 #: "red"/"blue" (any case), or numbers/booleans with 1/True = red and 0/False = blue; null or
 #: NaN -> null.
 GALAXY_TYPE_KEY = "galaxy_type"
-KIDS_MISSING_MAGNITUDE = 99.0
 
 
 def resolve_columns(available: list[str], wanted: tuple[str, ...], column_map: dict[str, str],
@@ -97,7 +97,7 @@ def column_names(path: Path) -> list[str]:
     if name.endswith((".csv", ".csv.gz")):
         return list(pd.read_csv(path, nrows=0).columns)
     if is_fits(path):
-        with fits.open(path, memmap=True) as hdul:
+        with open_fits(path, DatasetError) as hdul:
             return list(first_binary_table(hdul, path, DatasetError).columns.names)
     raise DatasetError(f"{path}: unknown catalogue format (expected .fits, .parquet or .csv)")
 
@@ -132,12 +132,10 @@ def read_photometry(path: Path, column_map: dict[str, str]
         "dec": rows["DECJ2000"].to_numpy(dtype=float),
     })
     for band, mag, err in zip(MAG_BANDS, KIDS_MAG_COLUMNS, KIDS_MAGERR_COLUMNS):
-        magnitude = rows[mag].to_numpy(dtype=float)
         error = rows[err].to_numpy(dtype=float)
-        missing = np.abs(magnitude) == KIDS_MISSING_MAGNITUDE
-        catalogue[f"mag_{band}"] = np.where(missing, np.nan, magnitude)
-        catalogue[f"magerr_{band}"] = np.where(missing | (np.abs(error) == KIDS_MISSING_MAGNITUDE),
-                                               np.nan, error)
+        catalogue[f"mag_{band}"] = rows[mag].to_numpy(dtype=float)
+        catalogue[f"magerr_{band}"] = np.where(np.abs(error) == KIDS_MISSING_MAGNITUDE, np.nan,
+                                               error)
     catalogue["mag_r_auto"] = rows[KIDS_AUTO_COLUMN].to_numpy(dtype=float)
     catalogue["masked"] = mask_flags(rows[KIDS_MASK_COLUMN], f"{path}: column "
                                      f"{resolved[KIDS_MASK_COLUMN]!r}")

@@ -11,7 +11,9 @@ in the contract's u, g, r, i order. Cutouts are stored at the table's size (36 p
 What the table lacks is filled by documented rule: no MAG_AUTO, so `mag_r_auto` = rmag (the
 GAAP r magnitude, a proxy for the r < 20 selection, used only for reporting); no magnitude
 errors (NaN); no MASK (masked = False: all rows count as clean); no colour class
-(galaxy_type null). KiDS 99 / -99 magnitudes become NaN. `object_id` follows the KiDS rule
+(galaxy_type null). KiDS 99 / -99 magnitudes become NaN (the writer's rule,
+`hzexp.data.store.physical_magnitudes`). `Zspec` is stored as read (NaN = null): it is
+checked where it is used, by training and evaluation. `object_id` follows the KiDS rule
 of `hzexp.data.kids.ids`, so the same galaxy has the same id as in a tile ingestion.
 
 Rows are streamed from the memory-mapped table `chunk_size` at a time (a row is ~21 kB of
@@ -27,14 +29,13 @@ import pandas as pd
 from astropy.io import fits
 from tqdm.auto import tqdm
 
-from hzexp._io import file_sha256, first_binary_table
-from hzexp.data.kids.catalogue import KIDS_MISSING_MAGNITUDE, resolve_columns
+from hzexp._io import file_sha256, first_binary_table, open_fits
+from hzexp.data.kids.catalogue import resolve_columns
 from hzexp.data.kids.ids import KIDS_ID_FILE, OBJECT_ID_RULE, KidsIdTable, kids_object_ids
 from hzexp.data.store import (
     IMAGE_BANDS,
     MAG_BANDS,
     MAGERR_COLUMNS,
-    Z_SPEC_RANGE,
     DatasetError,
     DatasetWriter,
 )
@@ -66,10 +67,10 @@ def read_official_table(fits_file: str | Path, out_dir: str | Path, chunk_size: 
     """Write the dataset directory `out_dir` from an official Hybrid-z table; return its path.
 
     `image_column`: name of the cutout column (default: found by its shape). `z_column`: the
-    spectroscopic redshift column, or None for an unlabelled table (z_spec null); every row
-    of a labelled table must have a redshift inside the contract's range. `image_bands`: the
-    band order along the cells' last axis in the file. `column_map`: {expected: actual} for
-    other spellings of KiDS_ID, RA, DEC or the magnitude columns.
+    spectroscopic redshift column (its values kept as they are, NaN = null), or None for an
+    unlabelled table. `image_bands`: the band order along the cells' last axis in the file.
+    `column_map`: {expected: actual} for other spellings of KiDS_ID, RA, DEC or the
+    magnitude columns.
     """
     fits_file = Path(fits_file)
     if sorted(image_bands) != sorted(IMAGE_BANDS):
@@ -77,7 +78,7 @@ def read_official_table(fits_file: str | Path, out_dir: str | Path, chunk_size: 
     if chunk_size < 1:
         raise DatasetError(f"chunk_size must be >= 1, got {chunk_size}")
     to_contract_order = [image_bands.index(b) for b in IMAGE_BANDS]
-    with fits.open(fits_file, memmap=True) as hdul:
+    with open_fits(fits_file, DatasetError) as hdul:
         hdu = first_binary_table(hdul, fits_file, DatasetError)
         wanted = OFFICIAL_COLUMNS + ((z_column,) if z_column else ())
         columns = resolve_columns(hdu.columns.names, wanted, column_map or {}, str(fits_file))
@@ -101,16 +102,16 @@ def read_official_table(fits_file: str | Path, out_dir: str | Path, chunk_size: 
             for start in tqdm(range(0, len(hdu.data), chunk_size), unit="chunk",
                               desc="official table", disable=not progress):
                 rows = hdu.data[start:start + chunk_size]
-                catalogue = _catalogue_chunk(rows, columns, z_column, fits_file, start)
+                catalogue = _catalogue_chunk(rows, columns, z_column)
                 images = np.asarray(rows[image_column], dtype=np.float32)[..., to_contract_order]
                 writer.append(catalogue, images)
                 id_table.append(catalogue["object_id"].to_numpy(), rows[columns["KiDS_ID"]])
     return Path(out_dir)
 
 
-def _catalogue_chunk(rows: fits.FITS_rec, columns: dict[str, str], z_column: str | None,
-                     fits_file: Path, start: int) -> pd.DataFrame:
-    """Contract catalogue rows (without image_index) of the chunk starting at row `start`."""
+def _catalogue_chunk(rows: fits.FITS_rec, columns: dict[str, str],
+                     z_column: str | None) -> pd.DataFrame:
+    """Contract catalogue rows (without image_index) of a chunk of the table."""
     catalogue = pd.DataFrame({
         "object_id": kids_object_ids(rows[columns["KiDS_ID"]]),
         "ra": np.asarray(rows[columns["RA"]], dtype=float),
@@ -118,19 +119,8 @@ def _catalogue_chunk(rows: fits.FITS_rec, columns: dict[str, str], z_column: str
         "z_spec": (np.asarray(rows[columns[z_column]], dtype=float) if z_column
                    else np.full(len(rows), np.nan)),
     })
-    if z_column:
-        z = catalogue["z_spec"].to_numpy()
-        bad = ~((z > Z_SPEC_RANGE[0]) & (z < Z_SPEC_RANGE[1]))
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raise DatasetError(f"{fits_file}: column {columns[z_column]!r} = {z[first]} in row "
-                               f"{start + first} is outside {Z_SPEC_RANGE}; a labelled dataset "
-                               "needs a redshift for every row "
-                               "(z_column=None reads it unlabelled)")
     for official, contract in OFFICIAL_MAG_COLUMNS.items():
-        magnitude = np.asarray(rows[columns[official]], dtype=float)
-        missing = np.abs(magnitude) == KIDS_MISSING_MAGNITUDE
-        catalogue[contract] = np.where(missing, np.nan, magnitude)
+        catalogue[contract] = np.asarray(rows[columns[official]], dtype=float)
     for column in MAGERR_COLUMNS:
         catalogue[column] = np.nan
     catalogue["mag_r_auto"] = catalogue["mag_r"]

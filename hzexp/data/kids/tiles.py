@@ -33,6 +33,7 @@ from astropy.nddata import Cutout2D
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from hzexp._io import open_fits
 from hzexp.data.store import IMAGE_BANDS, DatasetError
 
 TILE_SUFFIXES = (".fits", ".fits.fz", ".fit")
@@ -83,17 +84,14 @@ def _band_tokens(tokens: list[str]) -> list[str]:
 
 def _open_band_image(path: Path) -> tuple[BandImage, fits.Header]:
     """The first 2-D image HDU of `path` with its celestial WCS; raise naming the file."""
-    try:
-        with fits.open(path, memmap=True) as hdul:
-            for index, hdu in enumerate(hdul):
-                if hdu.is_image and hdu.header.get("NAXIS", 0) == 2:
-                    header = hdu.header.copy()
-                    shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
-                    break
-            else:
-                raise DatasetError(f"{path}: no 2-D image HDU")
-    except OSError as err:
-        raise DatasetError(f"{path}: not a readable FITS file ({err})") from None
+    with open_fits(path, DatasetError) as hdul:
+        for index, hdu in enumerate(hdul):
+            if hdu.is_image and hdu.header.get("NAXIS", 0) == 2:
+                header = hdu.header.copy()
+                shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+                break
+        else:
+            raise DatasetError(f"{path}: no 2-D image HDU")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(header)

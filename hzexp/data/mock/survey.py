@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hzexp.config import ConfigError
 from hzexp.data.mock.defects import add_artefacts, add_neighbours
 from hzexp.data.mock.flux_table import FluxTable, survey_flux_table
 from hzexp.data.mock.images import PADDED_SIZE, render_stamps, sky_sigma_per_pixel
@@ -187,9 +188,9 @@ def simulate(out_dir: str | Path, n_galaxies: int, seed: int = 42, chunk_size: i
     `chunk_size` (rows per write). Written atomically by `DatasetWriter`.
     """
     if n_galaxies < 1:
-        raise ValueError(f"n_galaxies must be >= 1, got {n_galaxies}")
+        raise ConfigError(f"n_galaxies = {n_galaxies}: must be >= 1")
     if not 1 <= stored_size <= PADDED_SIZE - 16:
-        raise ValueError(f"stored_size must be in [1, {PADDED_SIZE - 16}], got {stored_size}")
+        raise ConfigError(f"stored_size = {stored_size}: must be in [1, {PADDED_SIZE - 16}]")
     survey = MockSurvey(params)
     provenance = {
         "source": "mock", "generator": "hzexp.data.mock.simulate", "seed": seed,
