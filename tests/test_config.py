@@ -52,9 +52,9 @@ def test_bad_values_name_the_key(override, message):
 
 def test_cutout_larger_than_stored_images_is_rejected():
     config = load_pipeline(PIPELINES / "smoke.yaml", ["preprocess.cutout=52"])
-    message = "preprocess.cutout = 52: is larger than the stored 48 px"
+    message = "preprocess.cutout = 52: is larger than the stored 48 px images of data/ds$"
     with pytest.raises(ConfigError, match=message):
-        config.validate(stored_size=48)
+        config.validate(stored_size=48, data_path="data/ds")
 
 
 def test_missing_pipeline_file_is_named(tmp_path):

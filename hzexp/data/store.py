@@ -79,9 +79,10 @@ def physical_magnitudes(mags) -> np.ndarray:
 
 
 def with_missing_magnitudes(catalogue: pd.DataFrame) -> pd.DataFrame:
-    """`catalogue` with `physical_magnitudes` applied to each band, whose error becomes NaN
-    where its magnitude is missing (an error of nothing measured is meaningless)."""
+    """`catalogue` with `physical_magnitudes` applied to each band (and `mag_r_auto`); a
+    band's error becomes NaN where its magnitude is missing (nothing measured, no error)."""
     out = catalogue.copy()
+    out["mag_r_auto"] = physical_magnitudes(out["mag_r_auto"].to_numpy(dtype=np.float32))
     for mag, err in zip(MAG_COLUMNS, MAGERR_COLUMNS):
         out[mag] = physical_magnitudes(out[mag].to_numpy(dtype=np.float32))
         out[err] = out[err].where(out[mag].notna())

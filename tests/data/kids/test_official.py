@@ -85,11 +85,23 @@ def test_unlabelled_table(tmp_path):
     assert dataset.catalogue["z_spec"].isna().all() and not dataset.labelled
 
 
-def test_missing_redshift_in_a_labelled_table_leaves_nothing(tmp_path):
-    path = write_table(tmp_path / "hz.fits", z=[0.1, 0.2, 0.3, np.nan, 0.2])
-    with pytest.raises(DatasetError, match=r"hz.fits: column 'Zspec' = nan in row 3"):
-        read_official_table(path, tmp_path / "ds", chunk_size=2, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hz.fits"]
+def test_redshifts_are_kept_as_read_and_checked_where_used(tmp_path):
+    path = write_table(tmp_path / "hz.fits", z=[0.1, 0.2, 1.7, np.nan, 0.2])
+    dataset = Dataset.open(read_official_table(path, tmp_path / "ds", chunk_size=2,
+                                               progress=False))  # a prediction input
+    np.testing.assert_array_equal(dataset.catalogue["z_spec"], [0.1, 0.2, 1.7, np.nan, 0.2])
+    with pytest.raises(DatasetError, match=r"training needs z_spec .* 2 of 5 rows lack one: "
+                                           r"row 2 \(object_id \d+\): 1.7 outside .*; row 3 "
+                                           r"\(object_id \d+\): null$"):
+        dataset.check_labels("training")
+
+
+def test_a_file_that_is_not_fits_is_named(tmp_path):
+    path = tmp_path / "hz.fits"
+    path.write_text("KiDS_ID,RA,DEC\n")
+    with pytest.raises(DatasetError, match=r"hz.fits: not a readable FITS file \(") as err:
+        read_official_table(path, tmp_path / "ds", progress=False)
+    assert "\n" not in str(err.value) and sorted(p.name for p in tmp_path.iterdir()) == ["hz.fits"]
 
 
 def test_missing_column_is_named(tmp_path):
