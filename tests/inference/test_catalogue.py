@@ -110,10 +110,12 @@ def test_expected_failures_are_one_line_and_leave_nothing(champion, tmp_path, ca
     assert leftovers(tmp_path) == before  # no output, no parts dir, no temporary file
 
 
-def test_evaluation_needs_redshifts(champion, tmp_path, write_dataset):
-    data = write_dataset(n=20)
-    catalogue = pd.read_parquet(data / CATALOGUE_FILE)
-    catalogue.assign(z_spec=np.nan).to_parquet(data / CATALOGUE_FILE)
-    with pytest.raises(PredictionError, match="evaluation needs z_spec"):
+def test_evaluation_needs_redshifts(champion, tmp_path):
+    dataset = champion["dataset"]
+    data = tmp_path / "ds"
+    with DatasetWriter(data, dataset.stored_size, {"test": True}) as writer:
+        writer.append(dataset.catalogue.iloc[:20].drop(columns="image_index")
+                      .assign(z_spec=np.nan), dataset.read_images(np.arange(20)))
+    with pytest.raises(PredictionError, match=r"evaluation \(--evaluate\) needs z_spec"):
         predict_catalogue(data, tmp_path / "photoz.parquet", evaluate=True, progress=False)
     assert leftovers(tmp_path) == ["ds"]
