@@ -9,8 +9,8 @@ directory appear only when complete. The manifest records the input files with t
 checksums, the parameters and the counts of every step (`IngestReport`).
 
 With `spec_file` the dataset is the labelled KiDS x GAMA training set: galaxies without a
-matched redshift are dropped (a dataset is either labelled or not: `Dataset.open` rejects a
-mixture). Without it, every selected galaxy is kept with a null z_spec, for prediction.
+matched redshift are dropped (training needs a redshift for every galaxy). Without it, every
+selected galaxy is kept with a null z_spec, for prediction.
 """
 
 from __future__ import annotations
