@@ -156,13 +156,20 @@ def check_catalogue(catalogue: pd.DataFrame, where: str) -> None:
 LABEL_ROWS_SHOWN = 5
 
 
-def check_labels(catalogue: pd.DataFrame, where: str, purpose: str) -> None:
-    """Raise `DatasetError` naming the rows whose `z_spec` cannot serve `purpose` (training,
-    evaluation): null, or outside `Z_SPEC_RANGE`, the redshifts the model is trained for."""
+def unlabelled_rows(catalogue: pd.DataFrame) -> np.ndarray:
+    """Positions of the rows whose `z_spec` cannot serve as a label: null, or outside
+    `Z_SPEC_RANGE`, the redshifts the model is trained for."""
     z = catalogue["z_spec"].to_numpy(dtype=float)
-    bad = np.flatnonzero(~((z > Z_SPEC_RANGE[0]) & (z < Z_SPEC_RANGE[1])))
+    return np.flatnonzero(~((z > Z_SPEC_RANGE[0]) & (z < Z_SPEC_RANGE[1])))
+
+
+def check_labels(catalogue: pd.DataFrame, where: str, purpose: str) -> None:
+    """Raise `DatasetError` naming the `unlabelled_rows` and why, for `purpose` (training,
+    evaluation: what needs every galaxy labelled)."""
+    bad = unlabelled_rows(catalogue)
     if not len(bad):
         return
+    z = catalogue["z_spec"].to_numpy(dtype=float)
     ids = catalogue["object_id"].to_numpy()
     shown = "; ".join(f"row {k} (object_id {ids[k]}): "
                       + ("null" if np.isnan(z[k]) else f"{z[k]:g} outside {Z_SPEC_RANGE}")
@@ -384,12 +391,8 @@ class Dataset:
 
     @property
     def labelled(self) -> bool:
-        """Whether every galaxy has a usable `z_spec` (see `check_labels`)."""
-        try:
-            self.check_labels("use as labels")
-        except DatasetError:
-            return False
-        return True
+        """Whether every galaxy has a usable `z_spec` (see `unlabelled_rows`)."""
+        return len(unlabelled_rows(self.catalogue)) == 0
 
     def check_labels(self, purpose: str) -> None:
         """`DatasetError` naming the rows without a usable `z_spec`, for `purpose`."""
