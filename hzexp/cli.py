@@ -216,6 +216,9 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
 #: are dropped where warnings are shown rather than by a filter.
 _NOTICES = (" is experimental (supported from v", "Add type hints to the `predict` method")
 _show_warning = warnings.showwarning
+#: Libraries that log their routine steps at INFO with handlers of their own (MLflow's store
+#: creation and migrations). Optuna's one line per trial is progress and stays.
+_CHATTY_LOGGERS = ("mlflow", "alembic")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("hzexp").setLevel(logging.INFO)
+        for library in _CHATTY_LOGGERS:
+            logging.getLogger(library).setLevel(logging.WARNING)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         warnings.showwarning = _show_warning_unless_notice
         if getattr(args, "tensorflow", False):

@@ -302,9 +302,9 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
     space = load_search_space(space_file)
     _check_space_file(space_file, base, space)
     study_name = study_name or f"{base.name}-{space.name}"
-    tracking.configure_tracking()
     _refuse_a_password_mlflow_run_logged(storage)
     check_storage(storage)
+    tracking.configure_tracking()
     dataset = resolve_dataset(base.data)
     _check_space_file(space_file, base, space, dataset.stored_size)
     study = open_study(storage, study_name, space, worker_index, heartbeat_interval)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -176,9 +177,10 @@ def _run_two_workers(pipeline, storage, root, n_trials=4):
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
     study = optuna.load_study(study_name="workers", storage=storage)
-    states = [t.state for t in study.trials]
-    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) >= n_trials
-    assert TrialState.FAIL not in states and TrialState.RUNNING not in states
+    # Exactly n_trials: a worker starts a trial only while finished + running ones are fewer
+    # (counting finished ones only, each worker started one more as the last ones ran).
+    assert len(study.trials) == n_trials
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
 
 
 def test_two_workers_share_one_sqlite_study(tmp_path, smoke_pipeline):
@@ -196,12 +198,22 @@ def test_two_workers_share_one_postgresql_study(tmp_path, smoke_pipeline):
     _run_two_workers(smoke_pipeline, url, tmp_path)
 
 
+def _runs(tracking_uri: str):
+    client = mlflow.MlflowClient(tracking_uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
 @pytest.mark.slow
-def test_a_killed_workers_trial_is_retried(tmp_path, smoke_pipeline):
+def test_a_killed_workers_trial_is_retried_and_nothing_it_left_stays_running(tmp_path,
+                                                                            smoke_pipeline):
+    """kill -9 mid-trial, rerun at once (well inside the 2 x 60 s heartbeat grace): the rerun
+    sees the worker's process is gone, fails and retries its trial, and ends its MLflow runs
+    KILLED. (Before, the trial stayed RUNNING, never retried, and so did both runs.)"""
     storage = storage_url(tmp_path)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     victim = subprocess.Popen(search_command(smoke_pipeline, storage, "--n-trials", "1",
-                                             "--heartbeat-interval", "1", "--no-register"),
+                                             "--no-register"),
                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -209,28 +221,145 @@ def test_a_killed_workers_trial_is_retried(tmp_path, smoke_pipeline):
     while time.time() < deadline and not running:
         time.sleep(0.5)
         try:
-            study = optuna.load_study(study_name="workers", storage=storage)
-            running = study.get_trials(states=(TrialState.RUNNING,))
-        except KeyError:
+            running = [r for r in _runs(tracking_uri)
+                       if r.info.run_name == "trial-000" and r.info.status == "RUNNING"]
+        except mlflow.exceptions.MlflowException:
             continue
     assert running, "the first worker never started a trial"
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
-    time.sleep(3)  # let its heartbeat go stale (grace period: 2 intervals)
     done = subprocess.run(search_command(smoke_pipeline, storage, "--n-trials", "1",
-                                         "--heartbeat-interval", "1", "--no-register"),
+                                         "--no-register"),
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = optuna.load_study(study_name="workers", storage=storage)
     first, retry = study.trials[0], study.trials[1]
-    assert first.state == TrialState.FAIL
+    assert first.state == TrialState.FAIL and len(study.trials) == 2
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retry.system_attrs["failed_trial"] == 0 and retry.params == first.params
+    runs = {r.info.run_id: r for r in _runs(tracking_uri)}
+    assert not [r.info.run_name for r in runs.values() if r.info.status == "RUNNING"]
+    killed_trial = runs[running[0].info.run_id]
+    assert killed_trial.info.status == "KILLED"
+    assert killed_trial.data.tags["optuna.trial_state"] == "FAIL"
+    assert runs[killed_trial.data.tags["mlflow.parentRunId"]].info.status == "KILLED"
 
 
 def test_cutout_choices_larger_than_the_stored_images_are_refused(tracking_env, smoke_pipeline):
     space = tracking_env / "big.yaml"
     space.write_text("parameters: {preprocess.cutout: {type: categorical, choices: [20, 52]}}")
-    with pytest.raises(ConfigError, match=r"choices \[52\] exceed the stored 48 px images"):
+    with pytest.raises(ConfigError, match=r"big.yaml: parameters.preprocess.cutout: value 52 "
+                                          r"gives preprocess.cutout = 52: is larger than the "
+                                          r"stored 48 px images"):
         run_search(str(smoke_pipeline), str(space), n_trials=1,
                    storage=storage_url(tracking_env), study_name="big")
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("model.depth: {type: int, low: 6, high: 7}",
+     "parameters.model.depth: value 6 gives model.depth = 6: must be 3, 4 or 5"),
+    ("training.batch_size: {type: categorical, choices: [32, -4]}",
+     "parameters.training.batch_size: value -4 gives training.batch_size = -4: must be >= 1"),
+    ("model.depth: {type: float, low: 3, high: 5}",
+     "parameters.model.depth: value 3.0 gives model.depth = 3.0: expected int"),
+])
+def test_a_space_outside_the_models_valid_values_is_refused_before_the_study_opens(
+        tracking_env, smoke_pipeline, entry, message):
+    """Such a space used to be accepted; its first trial then crashed."""
+    space = tracking_env / "bad.yaml"
+    space.write_text(f"parameters: {{{entry}}}")
+    with pytest.raises(ConfigError, match=f"bad.yaml: {re.escape(message)}"):
+        run_search(str(smoke_pipeline), str(space), n_trials=1,
+                   storage=storage_url(tracking_env), study_name="bad")
+    assert optuna.get_all_study_names(storage_url(tracking_env)) == []
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--n-trials", "0"], "--n-trials 0: must be at least 1"),
+    (["--heartbeat-interval", "0"], "--heartbeat-interval 0: must be at least 1 second"),
+    (["--storage", "notaurl"], "--storage notaurl: not a database URL"),
+    (["--storage", "postgresql+psycopg://hzexp:secret@127.0.0.1:1/nodb"],
+     "--storage postgresql+psycopg://hzexp:***@127.0.0.1:1/nodb: cannot open it: "
+     "connection failed"),
+    (["--storage", "postgres://hzexp:secret@127.0.0.1/nodb"],
+     "--storage postgres://hzexp:***@127.0.0.1/nodb: unknown database kind 'postgres'"),
+    (["--storage", "sqlite:////no/such/dir/optuna.db"],
+     "--storage sqlite:////no/such/dir/optuna.db: cannot open it: unable to open database"),
+])
+def test_bad_search_options_are_one_line_errors_without_the_password(tracking_env,
+                                                                     smoke_pipeline, capsys,
+                                                                     option, message):
+    """These were tracebacks (KeyError 'duration', Optuna's ValueError, SQLAlchemy's errors,
+    which print the URL); the password of a storage URL is never shown."""
+    args = ["search", "--pipeline", str(smoke_pipeline), "--space", str(SPACE),
+            "--storage", storage_url(tracking_env), *option]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hzexp search: error: {message}") and err.count("\n") == 1
+    assert "secret" not in err
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_under_mlflow_run_a_password_in_the_storage_url_is_refused(tracking_env,
+                                                                  smoke_pipeline):
+    """`mlflow run -P storage=...` logs the URL as the project run's param before hzexp
+    starts; hzexp then logged the redacted URL under the same key and MLflow refused
+    ("Changing param values is not allowed"). Now the password must come from PGPASSWORD or
+    ~/.pgpass, and hzexp says so before doing anything."""
+    url = "postgresql+psycopg://hzexp:secret@127.0.0.1:1/nodb"
+    client = mlflow.MlflowClient()
+    project_run = client.create_run(client.create_experiment("project"))
+    client.log_param(project_run.info.run_id, "storage", url)
+    os.environ["MLFLOW_RUN_ID"] = project_run.info.run_id
+    try:
+        with pytest.raises(ConfigError) as err:
+            run_search(str(smoke_pipeline), str(SPACE), n_trials=1, storage=url,
+                       study_name="project")
+    finally:
+        del os.environ["MLFLOW_RUN_ID"]
+    assert "secret" not in str(err.value) and "PGPASSWORD or ~/.pgpass" in str(err.value)
+    assert project_run.info.run_id in str(err.value)
+
+
+def test_params_mlflow_run_logged_first_are_not_relogged(tracking_env, smoke_pipeline,
+                                                         monkeypatch):
+    """The project run holds every -P value; hzexp's own spelling of one must not crash it."""
+    client = mlflow.MlflowClient()
+    project_run = client.create_run(client.create_experiment("project"))
+    client.log_param(project_run.info.run_id, "pipeline", "./" + str(smoke_pipeline))
+    monkeypatch.setenv("MLFLOW_RUN_ID", project_run.info.run_id)
+    run_search(str(smoke_pipeline), str(SPACE), n_trials=1, storage=storage_url(tracking_env),
+               study_name="relog", register=False)
+    params = mlflow.get_run(project_run.info.run_id).data.params
+    assert params["pipeline"] == "./" + str(smoke_pipeline) and params["study"] == "relog"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("HZEXP_TEST_POSTGRES_URL"),
+                    reason="needs HZEXP_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+def test_a_postgresql_password_from_pgpassword_or_the_url_never_reaches_mlflow(
+        tracking_env, smoke_pipeline, monkeypatch):
+    """psycopg (libpq) takes the password from PGPASSWORD for a URL without one; a URL's own
+    password is redacted everywhere hzexp writes: params, tags, artifacts."""
+    from sqlalchemy import make_url
+
+    url = make_url(os.environ["HZEXP_TEST_POSTGRES_URL"])
+    monkeypatch.setenv("PGPASSWORD", url.password)
+    passwordless = url.set(password=None).render_as_string(hide_password=False)
+    run_search(str(smoke_pipeline), str(SPACE), n_trials=1, storage=passwordless,
+               study_name="pgpass", register=False)
+    monkeypatch.delenv("PGPASSWORD")
+    inline = url.render_as_string(hide_password=False)
+    outcome = run_search(str(smoke_pipeline), str(SPACE), n_trials=1, storage=inline,
+                         study_name="pgpass", register=False)
+    assert outcome.n_finished == 1
+    secret = f":{url.password}@"  # the user name or database may spell the password too
+    client = mlflow.MlflowClient()
+    for run in mlflow.search_runs(search_all_experiments=True, output_format="list"):
+        recorded = {**run.data.params, **run.data.tags}
+        assert not [k for k, v in recorded.items() if secret in v], run.info.run_name
+    assert mlflow.get_run(outcome.parent_run_id).data.params["storage"] == str(url)
+    tables = Path(client.download_artifacts(outcome.parent_run_id, "", str(tracking_env / "a")))
+    for path in tables.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
