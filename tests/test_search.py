@@ -1,9 +1,11 @@
 """Optuna search: nested runs, registry aliases, resume, pruning, workers, heartbeats."""
 
 import dataclasses
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,11 +17,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hzexp import tracking
 from hzexp.cli import main
 from hzexp.config import ConfigError, load_pipeline, load_search_space
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
-from hzexp.search import make_pruner, open_study, run_search
+from hzexp.search import WORKER_ATTR, end_dead_workers, make_pruner, open_study, run_search
+from hzexp.workers import Worker
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -243,6 +247,38 @@ def test_a_killed_workers_trial_is_retried_and_nothing_it_left_stays_running(tmp
     assert killed_trial.info.status == "KILLED"
     assert killed_trial.data.tags["optuna.trial_state"] == "FAIL"
     assert runs[killed_trial.data.tags["mlflow.parentRunId"]].info.status == "KILLED"
+
+
+def test_a_gone_workers_trial_is_retried_and_its_runs_end_but_not_a_live_or_remote_one(
+        tracking_env):
+    """What a rerun does at start: a trial whose worker process on this host is gone becomes
+    FAIL and is re-queued, its parent and trial runs KILLED; a trial of another host waits
+    for its heartbeat, and a live worker's run is left alone."""
+    client = mlflow.MlflowClient()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = Worker(host=socket.gethostname(), pid=gone.pid, started=0.0).record()
+    remote = {**dead, "host": "another-host"}
+    experiment = client.create_experiment("search")
+    parents = {}
+    for name, worker in {"dead": dead, "live": Worker.current().record()}.items():
+        parents[name] = client.create_run(experiment, tags={
+            tracking.STUDY_TAG: "reap", tracking.WORKER_TAG: json.dumps(worker)}).info.run_id
+    trial_run = client.create_run(experiment, tags={"mlflow.parentRunId": parents["dead"]})
+    study = open_study(storage_url(tracking_env), "reap", load_search_space(SPACE))
+    for worker in (dead, remote):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_user_attr(WORKER_ATTR, {**worker, "trial": trial.number,
+                                          "parent_run_id": parents["dead"]})
+    end_dead_workers(study, "reap")
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert study.trials[2].system_attrs["failed_trial"] == 0
+    assert study.trials[2].params == study.trials[0].params
+    status = {run_id: client.get_run(run_id).info.status for run_id in parents.values()}
+    assert status == {parents["dead"]: "KILLED", parents["live"]: "RUNNING"}
+    ended = client.get_run(trial_run.info.run_id)
+    assert ended.info.status == "KILLED" and ended.data.tags["optuna.trial_state"] == "FAIL"
 
 
 def test_cutout_choices_larger_than_the_stored_images_are_refused(tracking_env, smoke_pipeline):
