@@ -214,11 +214,12 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
 #: trial retries are experimental, and MLflow's advice to type-hint `predict` (the model
 #: has an explicit signature). MLflow shows its notice under its own warning filter, so they
 #: are dropped where warnings are shown rather than by a filter.
-_NOTICES = (" is experimental (supported from v", "Add type hints to the `predict` method")
+_NOTICES = (" is experimental (supported from v", "Add type hints to the `predict` method",
+            "An input example was not provided when logging the model")
 _show_warning = warnings.showwarning
-#: Libraries that log their routine steps at INFO with handlers of their own (MLflow's store
-#: creation and migrations). Optuna's one line per trial is progress and stays.
-_CHATTY_LOGGERS = ("mlflow", "alembic")
+#: MLflow's own knobs for its INFO lines (store creation, new experiment) and its artifact
+#: download bars. Optuna's one line per trial and Keras' per epoch are progress and stay.
+_QUIET_MLFLOW = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,13 +229,14 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("hzexp").setLevel(logging.INFO)
-        for library in _CHATTY_LOGGERS:
-            logging.getLogger(library).setLevel(logging.WARNING)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        for name, value in {"TF_CPP_MIN_LOG_LEVEL": "2", **_QUIET_MLFLOW}.items():
+            os.environ.setdefault(name, value)
         warnings.showwarning = _show_warning_unless_notice
         if getattr(args, "tensorflow", False):
             with _native_start_up_hidden():
-                import tensorflow  # noqa: F401
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")
     try:
         args.handler(args)
     except (ConfigError, DatasetError, PredictionError) as err:
@@ -250,9 +252,10 @@ def _show_warning_unless_notice(message, category, filename, lineno, file=None, 
 
 @contextlib.contextmanager
 def _native_start_up_hidden():
-    """Hold back what native code writes to stderr while the block runs (TensorFlow's import
-    logs oneDNN, CUDA and CPU-feature lines through absl before any log level applies, so
-    TF_CPP_MIN_LOG_LEVEL cannot hide them); if the block fails, show it all."""
+    """Hold back what native code writes to stderr while the block runs; if it fails, show it
+    all. TensorFlow's import logs oneDNN, CUDA and CPU-feature lines through absl before any
+    log level applies (TF_CPP_MIN_LOG_LEVEL cannot hide them), and its device discovery an
+    E-level `cuInit` line on a machine without a GPU; later C++ errors still show."""
     sys.stderr.flush()
     real_stderr = os.dup(2)
     with tempfile.TemporaryFile() as held:
