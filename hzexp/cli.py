@@ -210,11 +210,12 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="study name (default: <pipeline name>-<space name>)")
 
 
-#: Library notices that say nothing a user can act on: Optuna's note that heartbeats and
-#: trial retries are experimental, and MLflow's advice to type-hint `predict` (the model
-#: has an explicit signature). MLflow shows its notice under its own warning filter, so they
-#: are dropped where warnings are shown rather than by a filter.
-_NOTICES = (" is experimental (supported from v", "Add type hints to the `predict` method",
+#: Library notices that say nothing a user can act on: Optuna's ExperimentalWarning (that
+#: heartbeats and trial retries are experimental), MLflow's advice to type-hint `predict`
+#: and to give an input example (the model has an explicit signature). MLflow shows its
+#: notices under a warning filter of its own, so they are dropped where warnings are shown.
+_NOTICE_CATEGORY = "ExperimentalWarning"
+_NOTICES = ("Add type hints to the `predict` method",
             "An input example was not provided when logging the model")
 _show_warning = warnings.showwarning
 #: MLflow's own knobs for its INFO lines (store creation, new experiment) and its artifact
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _show_warning_unless_notice(message, category, filename, lineno, file=None, line=None):
-    if not any(notice in str(message) for notice in _NOTICES):
+    if category.__name__ != _NOTICE_CATEGORY and not any(n in str(message) for n in _NOTICES):
         _show_warning(message, category, filename, lineno, file, line)
 
 
