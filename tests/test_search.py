@@ -88,14 +88,19 @@ def test_three_trial_search_registers_a_loadable_champion(tracking_env, smoke_pi
 def test_under_mlflow_run_trials_nest_in_the_project_runs_experiment(tracking_env,
                                                                      smoke_pipeline, monkeypatch):
     """`mlflow run . -e search` makes the project run (in its own experiment) the parent;
-    the trial runs must land in that experiment too, or the UI cannot show them nested."""
+    the trial runs must land in that experiment too, or the UI cannot show them nested.
+    MLflow has logged every -P value on it first: hzexp's own spelling of one (here the
+    pipeline path) must not crash the run with "Changing param values is not allowed"."""
     client = mlflow.MlflowClient()
     experiment = client.create_experiment("project-search")
     project_run = client.create_run(experiment)
+    client.log_param(project_run.info.run_id, "pipeline", f"./{smoke_pipeline}")
     monkeypatch.setenv("MLFLOW_RUN_ID", project_run.info.run_id)
     outcome = run_search(str(smoke_pipeline), str(SPACE), n_trials=1,
                          storage=storage_url(tracking_env), study_name="project", register=False)
     assert outcome.parent_run_id == project_run.info.run_id
+    params = mlflow.get_run(project_run.info.run_id).data.params
+    assert params["pipeline"] == f"./{smoke_pipeline}" and params["study"] == "project"
     children = child_runs(outcome.parent_run_id)
     assert len(children) == 1 and children[0].info.experiment_id == experiment
 
@@ -355,19 +360,6 @@ def test_under_mlflow_run_a_password_in_the_storage_url_is_refused(tracking_env,
         del os.environ["MLFLOW_RUN_ID"]
     assert "secret" not in str(err.value) and "PGPASSWORD or ~/.pgpass" in str(err.value)
     assert project_run.info.run_id in str(err.value)
-
-
-def test_params_mlflow_run_logged_first_are_not_relogged(tracking_env, smoke_pipeline,
-                                                         monkeypatch):
-    """The project run holds every -P value; hzexp's own spelling of one must not crash it."""
-    client = mlflow.MlflowClient()
-    project_run = client.create_run(client.create_experiment("project"))
-    client.log_param(project_run.info.run_id, "pipeline", "./" + str(smoke_pipeline))
-    monkeypatch.setenv("MLFLOW_RUN_ID", project_run.info.run_id)
-    run_search(str(smoke_pipeline), str(SPACE), n_trials=1, storage=storage_url(tracking_env),
-               study_name="relog", register=False)
-    params = mlflow.get_run(project_run.info.run_id).data.params
-    assert params["pipeline"] == "./" + str(smoke_pipeline) and params["study"] == "relog"
 
 
 @pytest.mark.slow
