@@ -4,14 +4,20 @@ Each subcommand parses its arguments and hands over to one library function; hea
 (TensorFlow, MLflow) happen inside the handlers so `hzexp --help` and `hzexp simulate` stay
 fast. Expected failures (bad config, bad dataset) print one line naming the file, key or
 value and exit with status 2; anything else is a bug and keeps its traceback.
+
+Output is hzexp's own (progress, results, errors, warnings a user should act on); the
+libraries' start-up chatter appears only with `--verbose` or HZEXP_VERBOSE=1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import tempfile
+import warnings
 
 from hzexp.config import ConfigError
 from hzexp.data.store import DatasetError
@@ -114,7 +120,8 @@ def _register(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hzexp", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the libraries' own logs (also HZEXP_VERBOSE=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser("simulate", help="write the KiDS-like mock survey")
@@ -133,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-name", default=None)
     train.add_argument("--kfold", type=int, default=0, metavar="K",
                        help="k-fold cross-validation (paper: 5) as K nested runs")
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, tensorflow=True)
 
     search = commands.add_parser("search", help="Optuna search with nested MLflow runs; "
                                                 "registers the best model")
@@ -147,12 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds; a worker silent for two intervals has its trial retried")
     search.add_argument("--no-register", action="store_true",
                         help="leave the registry alone (e.g. for all but one worker)")
-    search.set_defaults(handler=_search)
+    search.set_defaults(handler=_search, tensorflow=True)
 
     register = commands.add_parser("register", help="register the best trial of a finished "
                                                     "study as a new hybrid-z version")
     _study_arguments(register)
-    register.set_defaults(handler=_register)
+    register.set_defaults(handler=_register, tensorflow=True)
 
     ingest = commands.add_parser("ingest", help="KiDS DR4 tiles + KiDS-Bright catalogue "
                                                 "(+ GAMA spec-z) -> dataset directory")
@@ -183,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="labelled dataset directory")
     evaluate.add_argument("--name", default=None, help="sample label (default: directory name)")
     evaluate.add_argument("--out", default=None, help="also write the rows to this CSV")
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.set_defaults(handler=_evaluate, tensorflow=True)
 
     predict = commands.add_parser("predict", help="photo-z catalogue from a registered model "
                                                   "(streamed, resumable)")
@@ -200,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--restart", action="store_true",
                          help="discard an unfinished run's parts instead of resuming it")
     predict.add_argument("--no-progress", action="store_true")
-    predict.set_defaults(handler=_predict)
+    predict.set_defaults(handler=_predict, tensorflow=True)
 
     verify = commands.add_parser("verify", help="recompute a dataset directory's content hash "
                                                 "and compare it with its manifest")
@@ -218,14 +225,64 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="study name (default: <pipeline name>-<space name>)")
 
 
+#: Library notices that say nothing a user can act on: Optuna's ExperimentalWarning (that
+#: heartbeats and trial retries are experimental), MLflow's advice to type-hint `predict`
+#: and to give an input example (the model has an explicit signature). MLflow shows its
+#: notices under a warning filter of its own, so they are dropped where warnings are shown.
+_NOTICE_CATEGORY = "ExperimentalWarning"
+_NOTICES = ("Add type hints to the `predict` method",
+            "An input example was not provided when logging the model")
+_show_warning = warnings.showwarning
+#: MLflow's own knobs for its INFO lines (store creation, new experiment) and its artifact
+#: download bars. Optuna's one line per trial and Keras' per epoch are progress and stay.
+_QUIET_MLFLOW = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    verbose = args.verbose or os.environ.get("HZEXP_VERBOSE", "") not in ("", "0")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose:
+        logging.getLogger("hzexp").setLevel(logging.INFO)
+        for name, value in {"TF_CPP_MIN_LOG_LEVEL": "2", **_QUIET_MLFLOW}.items():
+            os.environ.setdefault(name, value)
+        warnings.showwarning = _show_warning_unless_notice
+        if getattr(args, "tensorflow", False):
+            with _native_start_up_hidden():
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")
     try:
         args.handler(args)
     except (ConfigError, DatasetError, PredictionError) as err:
         print(f"hzexp {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _show_warning_unless_notice(message, category, filename, lineno, file=None, line=None):
+    if category.__name__ != _NOTICE_CATEGORY and not any(n in str(message) for n in _NOTICES):
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+@contextlib.contextmanager
+def _native_start_up_hidden():
+    """Hold back what native code writes to stderr while the block runs; if it fails, show it
+    all. TensorFlow's import logs oneDNN, CUDA and CPU-feature lines through absl before any
+    log level applies (TF_CPP_MIN_LOG_LEVEL cannot hide them), and its device discovery an
+    E-level `cuInit` line on a machine without a GPU; later C++ errors still show."""
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(real_stderr, 2)
+            held.seek(0)
+            os.write(2, held.read())
+            raise
+        finally:
+            os.dup2(real_stderr, 2)
+            os.close(real_stderr)

@@ -262,21 +262,44 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: not valid YAML: {_yaml_problem(err)[1]}") \
+                from None
     return data
 
 
 def read_yaml_mapping(path: Path, kind: str) -> dict:
-    """A YAML file's top-level mapping; errors name the file and say what it should be."""
+    """A YAML file's top-level mapping; errors name the file and say what it should be.
+
+    An empty file (or one of only comments) is refused rather than read as "all defaults":
+    a truncated or wrongly named file would otherwise start the full default run.
+    """
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: {kind} file not found") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        position, problem = _yaml_problem(err)
+        raise ConfigError(f"{path}{position}: not valid YAML: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the {kind} file is empty (or only comments); "
+                          f"write its keys, or name another file")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
+    """Where (`:LINE:COLUMN`, or "") and what PyYAML's error is, on one line (its own text
+    spans seven, with a copy of the offending line)."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return "", " ".join(str(err).split())
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    where = f" ({context} from line {context_mark.line + 1})" if context and context_mark else ""
+    return f":{mark.line + 1}:{mark.column + 1}", f"{problem}{where}"
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:

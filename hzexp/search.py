@@ -12,15 +12,18 @@ and its trial re-queued, and running the command again resumes the study.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 from optuna_integration import TFKerasPruningCallback
 
@@ -42,6 +45,7 @@ from hzexp.data.store import Dataset
 from hzexp.evaluation.tables import subsample_metrics
 from hzexp.experiment import tracked_training
 from hzexp.inference import predict_dataset_rows
+from hzexp.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,19 @@ DEFAULT_STORAGE = "sqlite:///optuna.db"
 OBJECTIVE = "val_smad_dz"
 PRUNING_MONITOR = "val_smad"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Trials that will count once done: a worker starts a trial only while these are fewer than
+#: --n-trials, so two workers do not both start the last one.
+CLAIMED = (*FINISHED, TrialState.RUNNING)
+#: A trial's user attribute: the worker running it, the trial number it was recorded for
+#: (a retried trial inherits its original's attributes) and the worker's parent run.
+WORKER_ATTR = "worker"
+#: A re-queued copy of a trial whose worker died (once: a trial that kills its worker twice
+#: is left FAIL).
+RETRY_DEAD_WORKERS_TRIAL = RetryHeartbeatStaleTrialCallback(max_retry=1)
+#: How often a worker with nothing left to start looks at the other workers' trials.
+WAIT_SECONDS = 2.0
+#: `scheme://user:password@` in a URL string, for one SQLAlchemy cannot parse.
+_USER_PASSWORD = re.compile(r"(://[^:/@]*:)(.*)@")
 
 
 @dataclass
@@ -77,8 +94,39 @@ def make_storage(url: str, heartbeat_interval: int = 60) -> RDBStorage:
     is marked FAIL by the next worker and re-queued once (same params) by the callback."""
     return RDBStorage(url, heartbeat_interval=heartbeat_interval,
                       grace_period=2 * heartbeat_interval,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                      heartbeat_stale_trial_callback=RETRY_DEAD_WORKERS_TRIAL,
                       engine_kwargs={"pool_pre_ping": True})
+
+
+def check_storage(url: str) -> None:
+    """Connect to the storage once, so a URL that is not one, an unknown database kind, a
+    missing driver, an unreachable server or a refused password is one line (naming the URL
+    without its password) rather than a SQLAlchemy traceback, and before any work starts.
+
+    A password belongs in PGPASSWORD or ~/.pgpass (libpq, under psycopg, reads both), not in
+    the URL; a URL's own password is never printed.
+    """
+    where = f"--storage {redact(url)}"
+    try:
+        engine = sqlalchemy.create_engine(url)
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise ConfigError(f"{where}: unknown database kind {url.split(':', 1)[0]!r} "
+                          "(sqlite or postgresql+psycopg)") from None
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(f"{where}: not a database URL (sqlite:///FILE or "
+                          "postgresql+psycopg://USER@HOST/DB)") from None
+    except ImportError as err:
+        raise ConfigError(f"{where}: its database driver {err.name} is not installed") from None
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.DBAPIError as err:
+        reason = " ".join(str(err.orig).split())
+        if engine.url.password:
+            reason = reason.replace(str(engine.url.password), "***")
+        raise ConfigError(f"{where}: cannot open it: {reason}") from None
+    finally:
+        engine.dispose()
 
 
 def make_pruner(study: StudyConfig) -> optuna.pruners.BasePruner:
@@ -130,23 +178,54 @@ def suggest_overrides(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]
     return values
 
 
-def trial_config(base: PipelineConfig, values: dict[str, Any]) -> PipelineConfig:
+def trial_config(base: PipelineConfig, values: dict[str, Any],
+                 stored_size: int | None = None) -> PipelineConfig:
     """The base pipeline with a trial's values applied and validated."""
     data = apply_overrides(to_dict(base), [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
                                            for k, v in values.items()])
     config = from_dict(PipelineConfig, data)
-    config.validate()
+    config.validate(stored_size=stored_size)
     return config
 
 
-def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str):
-    """The trial objective: a nested tracked training run scored by validation SMAD(Dz)."""
+def check_space(base: PipelineConfig, space: SearchSpace, stored_size: int | None = None) -> None:
+    """Refuse a space that can draw an invalid pipeline, before the study opens.
+
+    Each end of every range and every choice is applied to the base pipeline and validated
+    by the rules a pipeline file obeys (`PipelineConfig.validate`); the rules are bounds, so
+    valid ends make the whole range valid. Without this a bad range (depth 6-7, a negative
+    batch size) is accepted and crashes the first trial that draws it.
+    """
+    for key, spec in space.parameters.items():
+        if spec.type == "categorical":
+            values = list(spec.choices)
+        elif spec.type == "int":
+            values = [int(spec.low), int(spec.high)]
+        else:
+            values = [spec.low, spec.high]
+        for value in values:
+            try:
+                trial_config(base, {key: value}, stored_size)
+            except ConfigError as err:
+                raise ConfigError(f"parameters.{key}: value {value!r} gives {err}") from None
+
+
+def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str,
+                   parent_run_id: str):
+    """The trial objective: a nested tracked training run scored by validation SMAD(Dz).
+
+    Each trial first records which worker runs it (WORKER_ATTR), so that a rerun can tell
+    at once when that worker is gone and what it left running in MLflow.
+    """
+    worker = Worker.current().record()
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, {**worker, "trial": trial.number,
+                                          "parent_run_id": parent_run_id})
         config = trial_config(base, suggest_overrides(trial, space))
         pruning = TFKerasPruningCallback(trial, PRUNING_MONITOR)
         recorder = tracking.ActiveRunRecorder()
-        tags = {"optuna.study": study_name, "optuna.trial": str(trial.number)}
+        tags = {tracking.STUDY_TAG: study_name, "optuna.trial": str(trial.number)}
         try:
             outcome = tracked_training(config, run_name=f"trial-{trial.number:03d}", nested=True,
                                        callbacks=[recorder, pruning], evaluate_on="val",
@@ -212,37 +291,118 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
                storage: str = DEFAULT_STORAGE, study_name: str | None = None,
                worker_index: int = 0, heartbeat_interval: int = 60,
                register: bool = True) -> SearchOutcome:
-    """Run (or resume) a study until it holds `n_trials` finished trials or `timeout` passes."""
+    """Run (or resume) a study until it holds `n_trials` finished trials or `timeout` passes.
+
+    A worker with no trial left to start waits for the other workers' trials: they finish,
+    or their worker is found dead (see `end_dead_workers`) and the trial is retried here. So
+    a worker returns with nothing of the study left RUNNING, unless its timeout ends first.
+    """
+    check_search_arguments(n_trials, timeout, heartbeat_interval, worker_index)
     base = load_pipeline(pipeline_file)
     space = load_search_space(space_file)
+    _check_space_file(space_file, base, space)
     study_name = study_name or f"{base.name}-{space.name}"
-    dataset = resolve_dataset(base.data)
-    cutouts = space.parameters.get("preprocess.cutout")
-    too_big = [c for c in (cutouts.choices or ()) if c > dataset.stored_size] if cutouts else []
-    if too_big:
-        raise ConfigError(f"{space_file}: parameters.preprocess.cutout choices {too_big} "
-                          f"exceed the stored {dataset.stored_size} px images")
-    study = open_study(storage, study_name, space, worker_index, heartbeat_interval)
+    _refuse_a_password_mlflow_run_logged(storage)
+    check_storage(storage)
     tracking.configure_tracking()
+    dataset = resolve_dataset(base.data)
+    _check_space_file(space_file, base, space, dataset.stored_size)
+    study = open_study(storage, study_name, space, worker_index, heartbeat_interval)
     parent_tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
-                   "optuna.study": study_name, "optuna.storage": _redact(storage)}
+                   tracking.STUDY_TAG: study_name, "optuna.storage": redact(storage),
+                   tracking.WORKER_TAG: json.dumps(Worker.current().record())}
     with tracking.start_run(run_name=f"search-{study_name}", tags=parent_tags) as parent:
-        tracking.log_params({"study": study_name, "storage": _redact(storage),
+        tracking.log_params({"study": study_name, "storage": redact(storage),
                              "search_space": space_file, "pipeline": pipeline_file,
                              "n_trials_target": n_trials, "worker_index": worker_index,
                              "pruner": space.study.pruner})
         tracking.log_file(Path(space_file), "config")
         tracking.log_file(Path(pipeline_file), "config")
-        remaining = n_trials - _finished(study)
-        if remaining > 0:
-            study.optimize(make_objective(base, space, dataset, study_name), n_trials=remaining,
-                           timeout=timeout, catch=(),
-                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
+        objective = make_objective(base, space, dataset, study_name, parent.info.run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            end_dead_workers(study, study_name)
+            left = None if deadline is None else deadline - time.monotonic()
+            if _finished(study) >= n_trials or (left is not None and left <= 0):
+                break
+            to_start = n_trials - _count(study, CLAIMED)
+            if to_start > 0:
+                study.optimize(objective, n_trials=to_start, timeout=left, catch=(),
+                               callbacks=[optuna.study.MaxTrialsCallback(n_trials,
+                                                                         states=CLAIMED)])
+            else:
+                time.sleep(WAIT_SECONDS)
         registration = _summarise(study, base, dataset, space_file, register)
         best_value, best_params = _best(study)
         return SearchOutcome(study_name=study_name, parent_run_id=parent.info.run_id,
                              n_finished=_finished(study), best_value=best_value,
                              best_params=best_params, registration=registration)
+
+
+def check_search_arguments(n_trials: int, timeout: float | None, heartbeat_interval: int,
+                           worker_index: int) -> None:
+    """One line naming the option for a value no study can run with."""
+    rules = [("--n-trials", n_trials, n_trials >= 1, "at least 1"),
+             ("--timeout", timeout, timeout is None or timeout > 0, "> 0 seconds"),
+             ("--heartbeat-interval", heartbeat_interval, heartbeat_interval >= 1,
+              "at least 1 second"),
+             ("--worker-index", worker_index, worker_index >= 0, ">= 0")]
+    for option, value, ok, rule in rules:
+        if not ok:
+            raise ConfigError(f"{option} {value}: must be {rule}")
+
+
+def _check_space_file(space_file: str, base: PipelineConfig, space: SearchSpace,
+                      stored_size: int | None = None) -> None:
+    try:
+        check_space(base, space, stored_size)
+    except ConfigError as err:
+        raise ConfigError(f"{space_file}: {err}") from None
+
+
+def _refuse_a_password_mlflow_run_logged(storage: str) -> None:
+    """Under `mlflow run` every `-P` value is a param of the project run before hzexp
+    starts, so a password in `-P storage=...` has reached MLflow already: refuse, and say
+    how to give it instead. (Direct `hzexp search` logs the URL without its password.)"""
+    run_id = tracking.pinned_run_id()
+    if run_id and _password(storage):
+        raise ConfigError(f"--storage {redact(storage)}: under `mlflow run` a password in the "
+                          f"URL is logged to MLflow (run {run_id}); give the URL without it "
+                          "and the password in PGPASSWORD or ~/.pgpass, and delete that run "
+                          f"(mlflow runs delete --run-id {run_id}, then mlflow gc)")
+
+
+def end_dead_workers(study: optuna.Study, study_name: str) -> None:
+    """Fail and re-queue the trials of workers that are gone, and end their MLflow runs.
+
+    A worker is gone when its host is this one and its process no longer exists (known at
+    once), or when its heartbeat is older than the grace period (any host: Optuna's
+    `fail_stale_trials`). Its RUNNING trial becomes FAIL and a copy is queued (once) with
+    the same parameters; its parent run and RUNNING trial runs become KILLED. A parent run
+    whose worker is gone between trials is ended too.
+    """
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        record = trial.user_attrs.get(WORKER_ATTR)
+        if _recorded_for(record, trial) and Worker.from_record(record).is_gone():
+            try:
+                failed = study.tell(trial.number, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker failed it first
+            log.warning("trial %d: its worker (%s pid %s) is gone: FAIL, retried", trial.number,
+                        record["host"], record["pid"])
+            RETRY_DEAD_WORKERS_TRIAL(study, failed)
+    fail_stale_trials(study)
+    dead_parents = {t.user_attrs[WORKER_ATTR]["parent_run_id"]
+                    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                    if _recorded_for(t.user_attrs.get(WORKER_ATTR), t)}
+    for run_id, worker in tracking.running_search_runs(study_name).items():
+        if run_id in dead_parents or Worker.from_record(json.loads(worker)).is_gone():
+            tracking.end_killed_search_run(run_id)
+
+
+def _recorded_for(record: dict | None, trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether `record` was written by the worker that ran this very trial (not inherited)."""
+    return bool(record) and record.get("trial") == trial.number
 
 
 def _summarise(study: optuna.Study, base: PipelineConfig, dataset: Dataset, space_file: str,
@@ -277,14 +437,28 @@ def _best(study: optuna.Study) -> tuple[float | None, dict[str, Any]]:
 
 
 def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return _count(study, FINISHED)
 
 
-def _redact(url: str) -> str:
-    """A storage URL without its password, for logs and params."""
-    from sqlalchemy.engine import make_url
+def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
 
-    return make_url(url).render_as_string(hide_password=True)
+
+def _password(url: str) -> str | None:
+    try:
+        return sqlalchemy.make_url(url).password
+    except sqlalchemy.exc.ArgumentError:
+        match = _USER_PASSWORD.search(url)
+        return match.group(2) if match else None
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password, for logs, params and messages; also a string
+    SQLAlchemy cannot parse, which an error message still quotes."""
+    try:
+        return sqlalchemy.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return _USER_PASSWORD.sub(r"\1***@", url)
 
 
 def register_finished_study(pipeline_file: str, space_file: str, study_name: str,
@@ -292,8 +466,13 @@ def register_finished_study(pipeline_file: str, space_file: str, study_name: str
     """The registration step on its own, for a study that finished elsewhere."""
     base = load_pipeline(pipeline_file)
     space = load_search_space(space_file)
-    study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=optuna.samplers.TPESampler(seed=space.study.sampler_seed))
+    check_storage(storage)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage,
+                                  sampler=optuna.samplers.TPESampler(seed=space.study.sampler_seed))
+    except KeyError:
+        raise ConfigError(f"--study {study_name}: no such study in --storage "
+                          f"{redact(storage)}") from None
     tracking.configure_tracking()
     return register_best(study, base, resolve_dataset(base.data), space_file)
 

@@ -26,6 +26,10 @@ DEFAULT_EXPERIMENT = "hybrid-z"
 EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2",
                  "val_smad", "learning_rate")
 TRIAL_STATE_TAG = "optuna.trial_state"
+STUDY_TAG = "optuna.study"
+#: On a search's parent run: the worker process (host, pid, start time) as JSON, so a later
+#: worker can tell the run was left RUNNING by a process that is gone.
+WORKER_TAG = "hzexp.worker"
 
 
 def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
@@ -39,10 +43,8 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     mlflow.set_tracking_uri(uri)
     # Runs started under an active run (search trials) or under `mlflow run` (whose project
-    # run becomes hzexp's first run) belong to that run's experiment. MLflow drops
-    # MLFLOW_RUN_ID once the project run is started, so the active run is asked first.
-    active = mlflow.active_run()
-    pinned_run = active.info.run_id if active else os.environ.get("MLFLOW_RUN_ID")
+    # run becomes hzexp's first run) belong to that run's experiment.
+    pinned_run = pinned_run_id()
     if pinned_run:
         mlflow.set_experiment(experiment_id=mlflow.get_run(pinned_run).info.experiment_id)
         return uri
@@ -53,6 +55,14 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     else:
         mlflow.set_experiment(name)
     return uri
+
+
+def pinned_run_id() -> str | None:
+    """The run hzexp's next run joins rather than creates: the active run, or the project run
+    `mlflow run` made (MLFLOW_RUN_ID), which already holds every `-P` value as a param.
+    MLflow drops MLFLOW_RUN_ID once that run is started, so the active run is asked first."""
+    active = mlflow.active_run()
+    return active.info.run_id if active else os.environ.get("MLFLOW_RUN_ID")
 
 
 @contextlib.contextmanager
@@ -116,9 +126,16 @@ class EpochMetricsLogger(keras.callbacks.Callback):
 
 
 def log_params(params: dict[str, Any]) -> None:
-    """Log params, lists as their string form (MLflow params are strings)."""
+    """Log params, lists as their string form (MLflow params are strings).
+
+    A key the run already holds is left as it is: under `mlflow run` the project run holds
+    each `-P` value as the user typed it before hzexp starts, MLflow refuses to change a
+    param, and hzexp's own spelling of the same argument (a storage URL re-rendered without
+    its password, say) must not crash the run.
+    """
+    held = mlflow.get_run(mlflow.active_run().info.run_id).data.params
     mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, list) else v)
-                       for k, v in params.items()})
+                       for k, v in params.items() if k not in held})
 
 
 def log_frame(frame: pd.DataFrame, name: str) -> None:
@@ -146,6 +163,29 @@ class ActiveRunRecorder(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.run_id = mlflow.active_run().info.run_id
+
+
+def running_search_runs(study_name: str) -> dict[str, str]:
+    """The study's search parent runs still RUNNING, in any experiment: run id -> the
+    WORKER_TAG of the process that started it."""
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string="attributes.status = 'RUNNING'")
+    return {run.info.run_id: run.data.tags[WORKER_TAG] for run in runs
+            if WORKER_TAG in run.data.tags and run.data.tags.get(STUDY_TAG) == study_name}
+
+
+def end_killed_search_run(parent_run_id: str) -> None:
+    """Mark a dead worker's parent run KILLED, and its RUNNING trial runs KILLED with the
+    Optuna state FAIL (what the trial became), so nothing it left reads as still running."""
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                                "and attributes.status = 'RUNNING'")
+    for child in children:
+        client.set_tag(child.info.run_id, TRIAL_STATE_TAG, "FAIL")
+        client.set_terminated(child.info.run_id, status="KILLED")
+    client.set_terminated(parent_run_id, status="KILLED")
 
 
 def mark_trial_run(run_id: str | None, trial_state: str) -> None:
