@@ -12,17 +12,20 @@ and its trial re-queued, and running the command again resumes the study.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from optuna_integration import TFKerasPruningCallback
+from tqdm.auto import tqdm
 
 from hzexp import tracking
 from hzexp.config import (
@@ -139,17 +142,93 @@ def trial_config(base: PipelineConfig, values: dict[str, Any]) -> PipelineConfig
     return config
 
 
-def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str):
+class StudyProgress:
+    """The study's progress bar: finished trials of the target, pruned ones, the best value
+    so far and tqdm's estimate of the time left; an Optuna callback, updated per trial."""
+
+    def __init__(self, study: optuna.Study, n_trials: int, enabled: bool) -> None:
+        self.bar = tqdm(total=n_trials, initial=_finished(study), unit="trial",
+                        desc=f"study {study.study_name}", position=0, disable=not enabled,
+                        dynamic_ncols=True)
+        self._show(study)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state in FINISHED:
+            self.bar.update(1)
+        self._show(study)
+
+    def _show(self, study: optuna.Study) -> None:
+        best, _ = _best(study)
+        pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+        self.bar.set_postfix_str(f"pruned {pruned}, best val SMAD "
+                                 + ("-" if best is None else f"{best:.4f}"))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class TrialProgress(keras.callbacks.Callback):
+    """The current trial's progress bar: epochs trained (of the maximum) and val SMAD."""
+
+    def __init__(self, number: int, enabled: bool) -> None:
+        super().__init__()
+        self.bar = tqdm(unit="epoch", desc=f"trial {number}", position=1, leave=False,
+                        disable=not enabled, dynamic_ncols=True)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.bar.reset(total=self.params["epochs"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs and PRUNING_MONITOR in logs:
+            self.bar.set_postfix_str(f"val SMAD {logs[PRUNING_MONITOR]:.4f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NotTheTrainingLog(logging.Filter):
+    """Keeps `hzexp.training` records (one per epoch) off a console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("hzexp.training")
+
+
+@contextlib.contextmanager
+def progress_console(enabled: bool):
+    """While the bars show, the terminal gets no per-epoch lines (they still reach each
+    run's `logs/hzexp.log`) and no Optuna per-trial lines (the study bar says the same)."""
+    if not enabled:
+        yield
+        return
+    console = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
+               and not isinstance(h, logging.FileHandler)]
+    quiet = _NotTheTrainingLog()
+    verbosity = optuna.logging.get_verbosity()
+    for handler in console:
+        handler.addFilter(quiet)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for handler in console:
+            handler.removeFilter(quiet)
+
+
+def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str,
+                   progress: bool = False):
     """The trial objective: a nested tracked training run scored by validation SMAD(Dz)."""
 
     def objective(trial: optuna.Trial) -> float:
         config = trial_config(base, suggest_overrides(trial, space))
         pruning = TFKerasPruningCallback(trial, PRUNING_MONITOR)
         recorder = tracking.ActiveRunRecorder()
+        bar = TrialProgress(trial.number, progress)
         tags = {"optuna.study": study_name, "optuna.trial": str(trial.number)}
         try:
             outcome = tracked_training(config, run_name=f"trial-{trial.number:03d}", nested=True,
-                                       callbacks=[recorder, pruning], evaluate_on="val",
+                                       callbacks=[recorder, pruning, bar], evaluate_on="val",
                                        dataset=dataset,
                                        extra_params={"trial_number": trial.number},
                                        extra_tags=tags)
@@ -159,6 +238,8 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
         except Exception:
             tracking.mark_trial_run(recorder.run_id, "FAIL")
             raise
+        finally:
+            bar.close()
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
         trial.set_user_attr("model_uri", outcome.model_uri)
         tracking.mark_trial_run(outcome.run_id, "COMPLETE")
@@ -211,8 +292,11 @@ def register_best(study: optuna.Study, base: PipelineConfig, dataset: Dataset,
 def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: float | None = None,
                storage: str = DEFAULT_STORAGE, study_name: str | None = None,
                worker_index: int = 0, heartbeat_interval: int = 60,
-               register: bool = True) -> SearchOutcome:
-    """Run (or resume) a study until it holds `n_trials` finished trials or `timeout` passes."""
+               register: bool = True, progress: bool = False) -> SearchOutcome:
+    """Run (or resume) a study until it holds `n_trials` finished trials or `timeout` passes.
+
+    `progress`: show a bar for the study and one for the current trial on the terminal
+    instead of per-epoch and per-trial log lines."""
     base = load_pipeline(pipeline_file)
     space = load_search_space(space_file)
     study_name = study_name or f"{base.name}-{space.name}"
@@ -227,6 +311,7 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
     parent_tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
                    "optuna.study": study_name, "optuna.storage": _redact(storage)}
     with tracking.start_run(run_name=f"search-{study_name}", tags=parent_tags) as parent:
+        tracking.log_dataset_input(dataset, "training", "validation")
         tracking.log_params({"study": study_name, "storage": _redact(storage),
                              "search_space": space_file, "pipeline": pipeline_file,
                              "n_trials_target": n_trials, "worker_index": worker_index,
@@ -235,9 +320,16 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
         tracking.log_file(Path(pipeline_file), "config")
         remaining = n_trials - _finished(study)
         if remaining > 0:
-            study.optimize(make_objective(base, space, dataset, study_name), n_trials=remaining,
-                           timeout=timeout, catch=(),
-                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)])
+            bar = StudyProgress(study, n_trials, progress)
+            try:
+                with progress_console(progress):
+                    study.optimize(make_objective(base, space, dataset, study_name, progress),
+                                   n_trials=remaining, timeout=timeout, catch=(),
+                                   callbacks=[optuna.study.MaxTrialsCallback(n_trials,
+                                                                             states=FINISHED),
+                                              bar])
+            finally:
+                bar.close()
         registration = _summarise(study, base, dataset, space_file, register)
         best_value, best_params = _best(study)
         return SearchOutcome(study_name=study_name, parent_run_id=parent.info.run_id,
@@ -265,6 +357,7 @@ def _summarise(study: optuna.Study, base: PipelineConfig, dataset: Dataset, spac
         return None
     registration = register_best(study, base, dataset, space_file)
     if registration:
+        tracking.log_dataset_input(dataset, "test")
         tracking.log_metrics(registration.test_metrics)
     return registration
 

@@ -18,7 +18,8 @@ from astropy.table import Table
 
 from hzexp._io import atomic_file
 
-OUTPUT_COLUMNS = ("object_id", "ra", "dec", "z_phot")
+#: `source_id`: the galaxy's ID in its source catalogue (`hzexp.data.kids.ids.source_ids`).
+OUTPUT_COLUMNS = ("object_id", "source_id", "ra", "dec", "z_phot")
 PARQUET_PREFIX = "hzexp."
 FITS_KEYWORDS = {"model_uri": "MODELURI", "model_name": "MODELNAM", "model_version": "MODELVER",
                  "model_run_id": "MODELRUN", "dataset_hash": "DATAHASH",

@@ -18,6 +18,7 @@ from hzexp.tracking.models import (
                                    load_pyfunc,
                                    log_baseline_model,
                                    log_deployable_model,
+                                   model_requirements,
                                    model_signature,
 )
 from hzexp.tracking.registry import (
@@ -34,6 +35,8 @@ from hzexp.tracking.registry import (
                                    resolve_model,
 )
 from hzexp.tracking.runs import (
+                                   DATASET_CONTEXTS,
+                                   DATASET_DIGEST_LENGTH,
                                    DEFAULT_EXPERIMENT,
                                    DEFAULT_TRACKING_URI,
                                    EPOCH_METRICS,
@@ -42,6 +45,7 @@ from hzexp.tracking.runs import (
                                    EpochMetricsLogger,
                                    configure_tracking,
                                    git_commit,
+                                   log_dataset_input,
                                    log_figures,
                                    log_file,
                                    log_frame,
@@ -49,17 +53,19 @@ from hzexp.tracking.runs import (
                                    log_params,
                                    log_parquet,
                                    mark_trial_run,
+                                   run_log,
                                    run_tags,
                                    start_run,
 )
 
 __all__ = [
     "BASELINE_ARTIFACT", "BASELINE_TRUSTED_TYPES", "BASELINE_URI_TAG", "CHALLENGER", "CHAMPION",
-    "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "FAIL_FAST_HTTP",
-    "KERAS_FILE", "MODEL_ARTIFACT", "REGISTERED_MODEL", "TRIAL_STATE_TAG", "ActiveRunRecorder",
-    "EpochMetricsLogger", "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
+    "DATASET_CONTEXTS", "DATASET_DIGEST_LENGTH", "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI",
+    "EPOCH_METRICS", "FAIL_FAST_HTTP", "KERAS_FILE", "MODEL_ARTIFACT", "REGISTERED_MODEL",
+    "TRIAL_STATE_TAG", "ActiveRunRecorder", "EpochMetricsLogger", "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
     "configure_tracking", "git_commit", "load_baseline_for", "load_hybrid_z_pyfunc",
-    "load_pyfunc", "log_baseline_model", "log_deployable_model", "log_figures", "log_file",
-    "log_frame", "log_metrics", "log_params", "log_parquet", "lookup_model", "mark_trial_run",
-    "model_signature", "register_model", "resolve_model", "run_tags", "start_run",
+    "load_pyfunc", "log_baseline_model", "log_dataset_input", "log_deployable_model",
+    "log_figures", "log_file", "log_frame", "log_metrics", "log_params", "log_parquet",
+    "lookup_model", "mark_trial_run", "model_requirements", "model_signature",
+    "register_model", "resolve_model", "run_log", "run_tags", "start_run",
 ]
