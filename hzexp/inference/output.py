@@ -60,6 +60,7 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         table = Table.read(path, format="fits")
         by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
         metadata = {by_keyword[k]: str(v) for k, v in table.meta.items() if k in by_keyword}
+        table.convert_bytestring_to_unicode()  # FITS strings (source_id) read back as bytes
         return table.to_pandas(), metadata
     table = pq.read_table(path)
     metadata = {k.decode()[len(PARQUET_PREFIX):]: v.decode()
