@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 HYBRID_LABEL = "Hybrid-z"
 BASELINE_LABELS = {"mlp": "MLP baseline (magnitudes)", "knn": "kNN baseline (magnitudes)"}
 BASELINE_PREFIXES = {"mlp": "baseline_", "knn": "baseline_knn_"}
-#: `mlflow.log_input` contexts of a run's dataset, by the split it is evaluated on.
-SPLIT_CONTEXTS = {"test": ("training", "validation", "test"), "val": ("training", "validation")}
+#: The splits of its dataset a run uses (`mlflow.log_input` tag), by the split it evaluates.
+SPLITS_USED = {"test": ("training", "validation", "test"), "val": ("training", "validation")}
 PREDICTION_COLUMNS = {HYBRID_LABEL: "z_phot", **{label: f"z_phot_{name}"
                                                    for name, label in BASELINE_LABELS.items()}}
 
@@ -92,7 +92,7 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
     prefix = "val_" if evaluate_on == "val" else ""
     with (tracking.start_run(run_name=run_name or config.name, tags=tags, nested=nested) as run,
           tracking.run_log()):
-        tracking.log_dataset_input(dataset, *SPLIT_CONTEXTS[evaluate_on])
+        tracking.log_dataset_input(dataset, "training", SPLITS_USED[evaluate_on])
         tracking.log_params({**flatten(config), **(extra_params or {})})
         if pipeline_file:
             tracking.log_file(Path(pipeline_file), "config")
@@ -158,7 +158,7 @@ def tracked_kfold(config: PipelineConfig, k: int, pipeline_file: str | None = No
     folds = kfold_assignments(len(dataset), k, config.split.seed)
     tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)), "kfold": str(k)}
     with tracking.start_run(run_name=run_name or f"{config.name}-kfold{k}", tags=tags):
-        tracking.log_dataset_input(dataset, *SPLIT_CONTEXTS["test"])
+        tracking.log_dataset_input(dataset, "training", SPLITS_USED["test"])
         tracking.log_params({**flatten(config), "kfold": k})
         per_fold = [tracked_training(config, pipeline_file, run_name=f"fold-{i}", nested=True,
                                      dataset=dataset, assignment=assignment,

@@ -43,7 +43,7 @@ from hzexp.data.sources import resolve_dataset
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.tables import subsample_metrics
-from hzexp.experiment import tracked_training
+from hzexp.experiment import SPLITS_USED, tracked_training
 from hzexp.inference import predict_dataset_rows
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,8 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
     parent_tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
                    "optuna.study": study_name, "optuna.storage": _redact(storage)}
     with tracking.start_run(run_name=f"search-{study_name}", tags=parent_tags) as parent:
-        tracking.log_dataset_input(dataset, "training", "validation")
+        tracking.log_dataset_input(dataset, "training",
+                                   SPLITS_USED["test" if register else "val"])
         tracking.log_params({"study": study_name, "storage": _redact(storage),
                              "search_space": space_file, "pipeline": pipeline_file,
                              "n_trials_target": n_trials, "worker_index": worker_index,
@@ -357,7 +358,6 @@ def _summarise(study: optuna.Study, base: PipelineConfig, dataset: Dataset, spac
         return None
     registration = register_best(study, base, dataset, space_file)
     if registration:
-        tracking.log_dataset_input(dataset, "test")
         tracking.log_metrics(registration.test_metrics)
     return registration
 

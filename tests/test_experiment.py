@@ -66,16 +66,40 @@ def test_run_logs_params_metrics_tags_and_artifacts(outcome, smoke_config):
     assert {"Hybrid-z", "MLP baseline (magnitudes)"} <= set(table["method"])
 
 
+def test_the_dataset_is_a_logged_input_in_each_context_it_was_used(outcome, smoke_config):
+    """The MLflow UI's Dataset column: name, digest (the content hash) and source."""
+    dataset = Dataset.open(smoke_config.data.path)
+    (entry,) = mlflow.get_run(outcome.run_id).inputs.dataset_inputs
+    tags = {tag.key: tag.value for tag in entry.tags}
+    assert tags == {"mlflow.data.context": "training", "hzexp.splits": "training,validation,test"}
+    assert entry.dataset.name == dataset.path.name
+    assert entry.dataset.digest == dataset.content_hash[:36]
+    assert json.loads(entry.dataset.source)["uri"] == str(dataset.path.resolve())
+    # runs on the same data are found by it
+    found = mlflow.search_runs(filter_string=f"dataset.digest = '{entry.dataset.digest}'",
+                               search_all_experiments=True)
+    assert outcome.run_id in set(found["run_id"])
+
+
+def test_the_run_log_holds_one_line_per_epoch(outcome):
+    path = mlflow.artifacts.download_artifacts(run_id=outcome.run_id,
+                                               artifact_path="logs/hzexp.log")
+    lines = [line for line in Path(path).read_text().splitlines() if " epoch " in line]
+    assert len(lines) == outcome.result.epochs_run
+    assert "epoch 1/" in lines[0] and "val_smad" in lines[0]
+
+
 def test_per_galaxy_predictions_reproduce_the_logged_metrics(outcome, smoke_config):
     path = mlflow.artifacts.download_artifacts(run_id=outcome.run_id,
                                                artifact_path="data/predictions_test.parquet")
     predictions = pd.read_parquet(path)
     dataset = Dataset.open(smoke_config.data.path)
     rows = outcome.result.assignment["test"]
-    assert list(predictions.columns) == ["object_id", "z_spec", "masked", "z_phot", "z_phot_mlp",
-                                         "z_phot_knn"]
+    assert list(predictions.columns) == ["object_id", "source_id", "z_spec", "masked", "z_phot",
+                                         "z_phot_mlp", "z_phot_knn"]
     np.testing.assert_array_equal(predictions["object_id"],
                                   dataset.catalogue["object_id"].to_numpy()[rows])
+    assert predictions["source_id"].tolist() == predictions["object_id"].astype(str).tolist()
     np.testing.assert_allclose(predictions["z_phot"], outcome.result.predictions["test"])
     metrics = mlflow.get_run(outcome.run_id).data.metrics
     for column, prefix in (("z_phot", ""), ("z_phot_mlp", "baseline_"),

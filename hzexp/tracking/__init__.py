@@ -37,6 +37,7 @@ from hzexp.tracking.registry import (
 from hzexp.tracking.runs import (
                                    DATASET_CONTEXTS,
                                    DATASET_DIGEST_LENGTH,
+                                   DATASET_SPLITS_TAG,
                                    DEFAULT_EXPERIMENT,
                                    DEFAULT_TRACKING_URI,
                                    EPOCH_METRICS,
@@ -60,10 +61,10 @@ from hzexp.tracking.runs import (
 
 __all__ = [
     "BASELINE_ARTIFACT", "BASELINE_TRUSTED_TYPES", "BASELINE_URI_TAG", "CHALLENGER", "CHAMPION",
-    "DATASET_CONTEXTS", "DATASET_DIGEST_LENGTH", "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI",
-    "EPOCH_METRICS", "FAIL_FAST_HTTP", "KERAS_FILE", "MODEL_ARTIFACT", "REGISTERED_MODEL",
-    "TRIAL_STATE_TAG", "ActiveRunRecorder", "EpochMetricsLogger", "HybridZPyfunc",
-    "ModelLookupError", "ModelSource", "Registration",
+    "DATASET_CONTEXTS", "DATASET_DIGEST_LENGTH", "DATASET_SPLITS_TAG", "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "FAIL_FAST_HTTP", "KERAS_FILE", "MODEL_ARTIFACT",
+    "REGISTERED_MODEL", "TRIAL_STATE_TAG", "ActiveRunRecorder", "EpochMetricsLogger",
+    "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
     "configure_tracking", "git_commit", "load_baseline_for", "load_hybrid_z_pyfunc",
     "load_pyfunc", "log_baseline_model", "log_dataset_input", "log_deployable_model",
     "log_figures", "log_file", "log_frame", "log_metrics", "log_params", "log_parquet",

@@ -36,6 +36,7 @@ MLFLOW_DEFAULT_EXPERIMENT_ID = "0"
 DATASET_DIGEST_LENGTH = 36
 #: Where a run used its dataset, as `mlflow.log_input` contexts.
 DATASET_CONTEXTS = ("training", "validation", "test", "evaluation")
+DATASET_SPLITS_TAG = "hzexp.splits"
 
 
 def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
@@ -100,27 +101,28 @@ def run_tags(dataset_hash: str, dataset_path: str) -> dict[str, str]:
             "git_commit": git_commit(), "hzexp_version": __version__}
 
 
-def log_dataset_input(dataset: Dataset, *contexts: str) -> None:
-    """Record `dataset` as an input of the active run, once per context it was used in
-    (`DATASET_CONTEXTS`), so the MLflow UI's Dataset column shows it and runs on the same
-    data can be found by it.
+def log_dataset_input(dataset: Dataset, context: str,
+                      splits: tuple[str, ...] = ()) -> None:
+    """Record `dataset` as the active run's input, so the MLflow UI's Dataset column shows it
+    and runs on the same data can be found by it.
 
     Metadata only (a 1.2-million-galaxy catalogue is not loaded for this): name = the
     dataset directory's name, source = its path, digest = its content hash (the first
-    `DATASET_DIGEST_LENGTH` hex digits, MLflow's limit; the full hash is the
-    `dataset_hash` tag).
+    `DATASET_DIGEST_LENGTH` hex digits, MLflow's limit; the full hash is the `dataset_hash`
+    tag). MLflow keeps one context per dataset and run, so `context` is the main use
+    (`DATASET_CONTEXTS`) and the splits a run used are the input's tag `hzexp.splits`.
     """
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import LocalArtifactDatasetSource
 
-    unknown = sorted(set(contexts) - set(DATASET_CONTEXTS))
+    unknown = sorted({context, *splits} - set(DATASET_CONTEXTS))
     if unknown:
         raise ValueError(f"dataset contexts {unknown}: expected some of {DATASET_CONTEXTS}")
     entry = MetaDataset(LocalArtifactDatasetSource(str(dataset.path.resolve())),
                         name=dataset.path.name,
                         digest=dataset.content_hash[:DATASET_DIGEST_LENGTH])
-    for context in contexts:
-        mlflow.log_input(entry, context=context)
+    mlflow.log_input(entry, context=context,
+                     tags={DATASET_SPLITS_TAG: ",".join(splits)} if splits else None)
 
 
 def start_run(run_name: str, tags: dict[str, str], nested: bool = False):
