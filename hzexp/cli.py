@@ -107,7 +107,7 @@ def _search(args: argparse.Namespace) -> None:
                          storage=args.storage, study_name=args.study,
                          worker_index=args.worker_index,
                          heartbeat_interval=args.heartbeat_interval,
-                         register=not args.no_register)
+                         register=not args.no_register, progress=not args.no_progress)
     print(outcome.summary())
 
 
@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds; a worker silent for two intervals has its trial retried")
     search.add_argument("--no-register", action="store_true",
                         help="leave the registry alone (e.g. for all but one worker)")
+    search.add_argument("--no-progress", action="store_true",
+                        help="log lines per epoch and trial instead of progress bars")
     search.set_defaults(handler=_search, tensorflow=True)
 
     register = commands.add_parser("register", help="register the best trial of a finished "

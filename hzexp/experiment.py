@@ -20,6 +20,7 @@ import pandas as pd
 from hzexp import tracking
 from hzexp._io import atomic_file
 from hzexp.config import PipelineConfig, flatten
+from hzexp.data.kids.ids import source_ids
 from hzexp.data.pipeline import magnitudes, redshifts
 from hzexp.data.sources import resolve_dataset
 from hzexp.data.splits import kfold_assignments, split_table
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 HYBRID_LABEL = "Hybrid-z"
 BASELINE_LABELS = {"mlp": "MLP baseline (magnitudes)", "knn": "kNN baseline (magnitudes)"}
 BASELINE_PREFIXES = {"mlp": "baseline_", "knn": "baseline_knn_"}
+#: The splits of its dataset a run uses (`mlflow.log_input` tag), by the split it evaluates.
+SPLITS_USED = {"test": ("training", "validation", "test"), "val": ("training", "validation")}
 PREDICTION_COLUMNS = {HYBRID_LABEL: "z_phot", **{label: f"z_phot_{name}"
                                                    for name, label in BASELINE_LABELS.items()}}
 
@@ -88,7 +91,9 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
     tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
             "evaluated_on": evaluate_on, **(extra_tags or {})}
     prefix = "val_" if evaluate_on == "val" else ""
-    with tracking.start_run(run_name=run_name or config.name, tags=tags, nested=nested) as run:
+    with (tracking.start_run(run_name=run_name or config.name, tags=tags, nested=nested) as run,
+          tracking.run_log()):
+        tracking.log_dataset_input(dataset, "training", SPLITS_USED[evaluate_on])
         tracking.log_params({**flatten(config), **(extra_params or {})})
         if pipeline_file:
             tracking.log_file(Path(pipeline_file), "config")
@@ -114,18 +119,21 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         tracking.log_frame(table, f"photoz_table_{evaluate_on}")
         tracking.log_parquet(split_table(dataset.catalogue["object_id"].to_numpy(),
                                          result.assignment), "split")
-        tracking.log_parquet(prediction_table(frame, z_phot), f"predictions_{evaluate_on}")
+        tracking.log_parquet(prediction_table(frame, source_ids(dataset)[rows], z_phot),
+                             f"predictions_{evaluate_on}")
         tracking.log_figures(figures)
         model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size)
         return TrainingOutcome(run_id=run.info.run_id, model_uri=model_uri,
                                evaluated_on=evaluate_on, metrics=metrics, result=result)
 
 
-def prediction_table(frame: pd.DataFrame, z_phot: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per-galaxy `object_id, z_spec, masked` and each method's photo-z (`z_phot`,
+def prediction_table(frame: pd.DataFrame, source_id: np.ndarray,
+                     z_phot: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per-galaxy `object_id, source_id, z_spec, masked` and each method's photo-z (`z_phot`,
     `z_phot_mlp`, `z_phot_knn`): what the table was computed from, so a reader can bootstrap
-    its errors or cut samples of their own."""
+    its errors, cut samples of their own or join it back to the source catalogue."""
     table = frame[["object_id", "z_spec", "masked"]].reset_index(drop=True)
+    table.insert(1, "source_id", source_id)
     return table.assign(**{PREDICTION_COLUMNS[label]: np.asarray(values, dtype=np.float64)
                            for label, values in z_phot.items()})
 
@@ -151,6 +159,7 @@ def tracked_kfold(config: PipelineConfig, k: int, pipeline_file: str | None = No
     folds = kfold_assignments(len(dataset), k, config.split.seed)
     tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)), "kfold": str(k)}
     with tracking.start_run(run_name=run_name or f"{config.name}-kfold{k}", tags=tags):
+        tracking.log_dataset_input(dataset, "training", SPLITS_USED["test"])
         tracking.log_params({**flatten(config), "kfold": k})
         per_fold = [tracked_training(config, pipeline_file, run_name=f"fold-{i}", nested=True,
                                      dataset=dataset, assignment=assignment,
@@ -193,6 +202,7 @@ def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None
             "evaluated_model_version": source.version or "",
             "evaluated_model_run_id": source.run_id or ""}
     with tracking.start_run(run_name=f"evaluate-{name}", tags=tags):
+        tracking.log_dataset_input(dataset, "evaluation")
         metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL])
         if baseline is not None:
             metrics.update(subsample_metrics(frame, z_phot[BASELINE_LABELS["mlp"]],

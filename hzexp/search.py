@@ -12,6 +12,7 @@ and its trial re-queued, and running the command again resumes the study.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 from optuna_integration import TFKerasPruningCallback
+from tqdm.auto import tqdm
 
 from hzexp import tracking
 from hzexp.config import (
@@ -43,7 +46,7 @@ from hzexp.data.sources import resolve_dataset
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.tables import subsample_metrics
-from hzexp.experiment import tracked_training
+from hzexp.experiment import SPLITS_USED, tracked_training
 from hzexp.inference import predict_dataset_rows
 from hzexp.workers import Worker
 
@@ -188,6 +191,80 @@ def trial_config(base: PipelineConfig, values: dict[str, Any],
     return config
 
 
+class StudyProgress:
+    """The study's progress bar: finished trials of the target, pruned ones, the best value
+    so far and tqdm's estimate of the time left; an Optuna callback, updated per trial."""
+
+    def __init__(self, study: optuna.Study, n_trials: int, enabled: bool) -> None:
+        self.bar = tqdm(total=n_trials, initial=_finished(study), unit="trial",
+                        desc=f"study {study.study_name}", position=0, disable=not enabled,
+                        dynamic_ncols=True)
+        self._show(study)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state in FINISHED:
+            self.bar.update(1)
+        self._show(study)
+
+    def _show(self, study: optuna.Study) -> None:
+        best, _ = _best(study)
+        pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+        self.bar.set_postfix_str(f"pruned {pruned}, best val SMAD "
+                                 + ("-" if best is None else f"{best:.4f}"))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class TrialProgress(keras.callbacks.Callback):
+    """The current trial's progress bar: epochs trained (of the maximum) and val SMAD."""
+
+    def __init__(self, number: int, enabled: bool) -> None:
+        super().__init__()
+        self.bar = tqdm(unit="epoch", desc=f"trial {number}", position=1, leave=False,
+                        disable=not enabled, dynamic_ncols=True)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.bar.reset(total=self.params["epochs"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs and PRUNING_MONITOR in logs:
+            self.bar.set_postfix_str(f"val SMAD {logs[PRUNING_MONITOR]:.4f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NotTheTrainingLog(logging.Filter):
+    """Keeps `hzexp.training` records (one per epoch) off a console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("hzexp.training")
+
+
+@contextlib.contextmanager
+def progress_console(enabled: bool):
+    """While the bars show, the terminal gets no per-epoch lines (they still reach each
+    run's `logs/hzexp.log`) and no Optuna per-trial lines (the study bar says the same)."""
+    if not enabled:
+        yield
+        return
+    console = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
+               and not isinstance(h, logging.FileHandler)]
+    quiet = _NotTheTrainingLog()
+    verbosity = optuna.logging.get_verbosity()
+    for handler in console:
+        handler.addFilter(quiet)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        for handler in console:
+            handler.removeFilter(quiet)
+
+
 def check_space(base: PipelineConfig, space: SearchSpace, stored_size: int | None = None) -> None:
     """Refuse a space that can draw an invalid pipeline, before the study opens.
 
@@ -211,7 +288,7 @@ def check_space(base: PipelineConfig, space: SearchSpace, stored_size: int | Non
 
 
 def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str,
-                   parent_run_id: str):
+                   parent_run_id: str, progress: bool = False):
     """The trial objective: a nested tracked training run scored by validation SMAD(Dz).
 
     Each trial first records which worker runs it (WORKER_ATTR), so that a rerun can tell
@@ -225,10 +302,11 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
         config = trial_config(base, suggest_overrides(trial, space))
         pruning = TFKerasPruningCallback(trial, PRUNING_MONITOR)
         recorder = tracking.ActiveRunRecorder()
+        bar = TrialProgress(trial.number, progress)
         tags = {tracking.STUDY_TAG: study_name, "optuna.trial": str(trial.number)}
         try:
             outcome = tracked_training(config, run_name=f"trial-{trial.number:03d}", nested=True,
-                                       callbacks=[recorder, pruning], evaluate_on="val",
+                                       callbacks=[recorder, pruning, bar], evaluate_on="val",
                                        dataset=dataset,
                                        extra_params={"trial_number": trial.number},
                                        extra_tags=tags)
@@ -238,6 +316,8 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
         except Exception:
             tracking.mark_trial_run(recorder.run_id, "FAIL")
             raise
+        finally:
+            bar.close()
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
         trial.set_user_attr("model_uri", outcome.model_uri)
         tracking.mark_trial_run(outcome.run_id, "COMPLETE")
@@ -290,12 +370,14 @@ def register_best(study: optuna.Study, base: PipelineConfig, dataset: Dataset,
 def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: float | None = None,
                storage: str = DEFAULT_STORAGE, study_name: str | None = None,
                worker_index: int = 0, heartbeat_interval: int = 60,
-               register: bool = True) -> SearchOutcome:
+               register: bool = True, progress: bool = False) -> SearchOutcome:
     """Run (or resume) a study until it holds `n_trials` finished trials or `timeout` passes.
 
     A worker with no trial left to start waits for the other workers' trials: they finish,
     or their worker is found dead (see `end_dead_workers`) and the trial is retried here. So
     a worker returns with nothing of the study left RUNNING, unless its timeout ends first.
+    `progress`: show a bar for the study and one for the current trial on the terminal
+    instead of per-epoch and per-trial log lines.
     """
     check_search_arguments(n_trials, timeout, heartbeat_interval, worker_index)
     base = load_pipeline(pipeline_file)
@@ -312,26 +394,34 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
                    tracking.STUDY_TAG: study_name, "optuna.storage": redact(storage),
                    tracking.WORKER_TAG: json.dumps(Worker.current().record())}
     with tracking.start_run(run_name=f"search-{study_name}", tags=parent_tags) as parent:
+        tracking.log_dataset_input(dataset, "training",
+                                   SPLITS_USED["test" if register else "val"])
         tracking.log_params({"study": study_name, "storage": redact(storage),
                              "search_space": space_file, "pipeline": pipeline_file,
                              "n_trials_target": n_trials, "worker_index": worker_index,
                              "pruner": space.study.pruner})
         tracking.log_file(Path(space_file), "config")
         tracking.log_file(Path(pipeline_file), "config")
-        objective = make_objective(base, space, dataset, study_name, parent.info.run_id)
+        objective = make_objective(base, space, dataset, study_name, parent.info.run_id,
+                                   progress)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            end_dead_workers(study, study_name)
-            left = None if deadline is None else deadline - time.monotonic()
-            if _finished(study) >= n_trials or (left is not None and left <= 0):
-                break
-            to_start = n_trials - _count(study, CLAIMED)
-            if to_start > 0:
-                study.optimize(objective, n_trials=to_start, timeout=left, catch=(),
-                               callbacks=[optuna.study.MaxTrialsCallback(n_trials,
-                                                                         states=CLAIMED)])
-            else:
-                time.sleep(WAIT_SECONDS)
+        bar = StudyProgress(study, n_trials, progress)
+        try:
+            with progress_console(progress):
+                while True:
+                    end_dead_workers(study, study_name)
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if _finished(study) >= n_trials or (left is not None and left <= 0):
+                        break
+                    to_start = n_trials - _count(study, CLAIMED)
+                    if to_start > 0:
+                        study.optimize(objective, n_trials=to_start, timeout=left, catch=(),
+                                       callbacks=[optuna.study.MaxTrialsCallback(
+                                           n_trials, states=CLAIMED), bar])
+                    else:
+                        time.sleep(WAIT_SECONDS)
+        finally:
+            bar.close()
         registration = _summarise(study, base, dataset, space_file, register)
         best_value, best_params = _best(study)
         return SearchOutcome(study_name=study_name, parent_run_id=parent.info.run_id,

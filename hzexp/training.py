@@ -80,6 +80,16 @@ class ValidationSMAD(keras.callbacks.Callback):
             logs["val_smad"] = smad(Dz(self.z_spec, z_phot))
 
 
+class EpochLog(keras.callbacks.Callback):
+    """One log line per epoch (logger `hzexp.training`) in place of Keras' console lines, so
+    they go where logging goes: the terminal of `hzexp train`, each run's `logs/hzexp.log`
+    in MLflow, and not the terminal of a search, which shows progress bars instead."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        values = "  ".join(f"{k} {v:.4g}" for k, v in sorted((logs or {}).items()))
+        log.info("epoch %d/%d: %s", epoch + 1, self.params["epochs"], values)
+
+
 def learning_rate_schedule(training: TrainingConfig) -> list[keras.callbacks.Callback]:
     """The callback that sets the rate each epoch (none for a constant rate); Keras logs
     the rate each epoch was trained with as `learning_rate`."""
@@ -132,8 +142,8 @@ def train(config: PipelineConfig, dataset: Dataset,
     fitted = core.fit(batches("train", True), validation_data=batches("val", False),
                       epochs=config.training.epochs,
                       callbacks=[val_smad, *learning_rate_schedule(config.training), stop,
-                                 *(callbacks or [])],
-                      shuffle=False, verbose=2)  # the tf.data pipeline shuffles itself
+                                 *(callbacks or []), EpochLog()],
+                      shuffle=False, verbose=0)  # the tf.data pipeline shuffles itself
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)
                    for split in ("val", "test")}

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
 from hzexp.experiment import tracked_training
 from hzexp.training import train
-from tests.helpers import use_private_tracking
+from tests.helpers import REPO, use_private_tracking
 
 SMOKE = Path(__file__).parents[1] / "pipelines" / "smoke.yaml"
 
@@ -66,16 +68,40 @@ def test_run_logs_params_metrics_tags_and_artifacts(outcome, smoke_config):
     assert {"Hybrid-z", "MLP baseline (magnitudes)"} <= set(table["method"])
 
 
+def test_the_dataset_is_a_logged_input_in_each_context_it_was_used(outcome, smoke_config):
+    """The MLflow UI's Dataset column: name, digest (the content hash) and source."""
+    dataset = Dataset.open(smoke_config.data.path)
+    (entry,) = mlflow.get_run(outcome.run_id).inputs.dataset_inputs
+    tags = {tag.key: tag.value for tag in entry.tags}
+    assert tags == {"mlflow.data.context": "training", "hzexp.splits": "training,validation,test"}
+    assert entry.dataset.name == dataset.path.name
+    assert entry.dataset.digest == dataset.content_hash[:36]
+    assert json.loads(entry.dataset.source)["uri"] == str(dataset.path.resolve())
+    # runs on the same data are found by it
+    found = mlflow.search_runs(filter_string=f"dataset.digest = '{entry.dataset.digest}'",
+                               search_all_experiments=True)
+    assert outcome.run_id in set(found["run_id"])
+
+
+def test_the_run_log_holds_one_line_per_epoch(outcome):
+    path = mlflow.artifacts.download_artifacts(run_id=outcome.run_id,
+                                               artifact_path="logs/hzexp.log")
+    lines = [line for line in Path(path).read_text().splitlines() if " epoch " in line]
+    assert len(lines) == outcome.result.epochs_run
+    assert "epoch 1/" in lines[0] and "val_smad" in lines[0]
+
+
 def test_per_galaxy_predictions_reproduce_the_logged_metrics(outcome, smoke_config):
     path = mlflow.artifacts.download_artifacts(run_id=outcome.run_id,
                                                artifact_path="data/predictions_test.parquet")
     predictions = pd.read_parquet(path)
     dataset = Dataset.open(smoke_config.data.path)
     rows = outcome.result.assignment["test"]
-    assert list(predictions.columns) == ["object_id", "z_spec", "masked", "z_phot", "z_phot_mlp",
-                                         "z_phot_knn"]
+    assert list(predictions.columns) == ["object_id", "source_id", "z_spec", "masked", "z_phot",
+                                         "z_phot_mlp", "z_phot_knn"]
     np.testing.assert_array_equal(predictions["object_id"],
                                   dataset.catalogue["object_id"].to_numpy()[rows])
+    assert predictions["source_id"].tolist() == predictions["object_id"].astype(str).tolist()
     np.testing.assert_allclose(predictions["z_phot"], outcome.result.predictions["test"])
     metrics = mlflow.get_run(outcome.run_id).data.metrics
     for column, prefix in (("z_phot", ""), ("z_phot_mlp", "baseline_"),
@@ -197,3 +223,38 @@ def test_under_mlflow_run_the_project_run_is_the_training_run(smoke_config, monk
     assert outcome.run_id == project_run.info.run_id
     run = mlflow.get_run(project_run.info.run_id)
     assert run.info.experiment_id == experiment and "smad_dz" in run.data.metrics
+
+
+def readme_search_options() -> list[str]:
+    """The options of the README's main command, `mlflow run . -e search ...`."""
+    line = next(line for line in (REPO / "README.md").read_text().splitlines()
+                if "mlflow run . -e search" in line)
+    words = shlex.split(line.split("&&")[-1])
+    return words[words.index("search") + 1:]
+
+
+def test_the_readmes_main_command_names_the_hybrid_z_experiment():
+    options = readme_search_options()
+    assert options[options.index("--experiment-name") + 1] == "hybrid-z"
+    assert options[options.index("--env-manager") + 1] == "local"
+
+
+@pytest.mark.slow
+def test_mlflow_run_with_the_readmes_options_files_the_run_in_hybrid_z(smoke_pipeline,
+                                                                        tmp_path, monkeypatch):
+    """A real `mlflow run` of the train entry point, with the main command's options."""
+    use_private_tracking(monkeypatch, tmp_path)
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(
+        [str(bin_dir / "mlflow"), "run", str(REPO), "-e", "train", *readme_search_options(),
+         "-P", f"pipeline={smoke_pipeline}",
+         "-P", "overrides=training.epochs=1 baselines.mlp=false baselines.knn=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_EXPERIMENT")
+                and k != "MLFLOW_RUN_ID"},
+             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = mlflow.search_runs(experiment_names=["hybrid-z"], output_format="list")
+    assert "smad_dz" in run.data.metrics  # the project run is the training run
+    assert run.data.tags.get("mlflow.project.entryPoint") == "train"
+    assert not mlflow.search_runs(experiment_ids=["0"], output_format="list")

@@ -7,6 +7,7 @@ ingested cutouts must reproduce the mock stamps pixel for pixel.
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
@@ -15,6 +16,7 @@ from astropy.wcs import WCS
 
 from hzexp.cli import main
 from hzexp.config import load_pipeline
+from hzexp.data.kids.ids import KIDS_ID_FILE
 from hzexp.data.store import MAG_BANDS, Dataset
 from hzexp.inference import read_predictions
 from tests.helpers import REPO
@@ -103,18 +105,26 @@ def test_train_then_evaluate_on_ingested_data(ingested, tracking_env):
     out = tracking_env / "table2.csv"
     assert main(["evaluate", "--model-uri", model_uri, "--data", str(real.path),
                  "--name", "ingested-field", "--out", str(out)]) == 0
-    table = __import__("pandas").read_csv(out)
+    table = pd.read_csv(out)
     assert list(table["method"]) == ["Hybrid-z", "MLP baseline (magnitudes)"]
     assert set(table["sample"]) == {"ingested-field"} and (table["size"] == len(real)).all()
     evaluation = mlflow.search_runs(filter_string="attributes.run_name = 'evaluate-ingested-field'",
                                     output_format="list")[0]
     assert evaluation.data.tags["evaluated_model_run_id"] == run.info.run_id
     assert "baseline_smad_dz" in evaluation.data.metrics
+    # the training and the evaluation name the same dataset input, in their own contexts
+    (trained_on,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    (evaluated_on,) = mlflow.get_run(evaluation.info.run_id).inputs.dataset_inputs
+    assert trained_on.dataset.digest == evaluated_on.dataset.digest == real.content_hash[:36]
+    assert {t.key: t.value for t in evaluated_on.tags}["mlflow.data.context"] == "evaluation"
 
     catalogue = tracking_env / "photoz.fits"
     assert main(["predict", "--data", str(real.path), "--out", str(catalogue), "--model-uri",
                  model_uri, "--no-progress"]) == 0
     predicted, metadata = read_predictions(catalogue)
     assert predicted["object_id"].tolist() == real.catalogue["object_id"].tolist()
+    kids_ids = pd.read_parquet(real.path / KIDS_ID_FILE)  # the KiDS IDs come back
+    assert predicted["source_id"].tolist() == kids_ids["kids_id"].tolist()
+    assert predicted["source_id"].str.startswith("KIDS J").all()  # not the hashed object_id
     assert ((predicted["z_phot"] > 0) & (predicted["z_phot"] < 1)).all()
     assert metadata["dataset_hash"] == real.content_hash

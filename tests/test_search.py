@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import signal
@@ -103,6 +104,24 @@ def test_under_mlflow_run_trials_nest_in_the_project_runs_experiment(tracking_en
     assert params["pipeline"] == f"./{smoke_pipeline}" and params["study"] == "project"
     children = child_runs(outcome.parent_run_id)
     assert len(children) == 1 and children[0].info.experiment_id == experiment
+
+
+@pytest.mark.slow
+def test_a_search_shows_two_progress_bars_and_keeps_epoch_lines_in_the_run_logs(
+        tracking_env, smoke_pipeline, capfd, caplog):
+    caplog.set_level(logging.INFO)
+    outcome = run_search(str(smoke_pipeline), str(SPACE), n_trials=2,
+                         storage=storage_url(tracking_env), study_name="bars", register=False,
+                         progress=True)
+    err = capfd.readouterr().err
+    assert re.search(r"study bars: 100%.*\| 2/2 \[.*pruned \d+, best val SMAD 0\.\d{4}\]", err)
+    assert re.search(r"trial 1: .*\| [12]/2 \[", err)  # the current trial, in epochs
+    assert "Epoch 1/" not in err and " epoch 1/2: " not in err  # no per-epoch lines
+    assert not [r for r in caplog.records if r.name.startswith("hzexp.training")]
+    for child in child_runs(outcome.parent_run_id):
+        path = mlflow.artifacts.download_artifacts(run_id=child.info.run_id,
+                                                   artifact_path="logs/hzexp.log")
+        assert " epoch 1/2: " in Path(path).read_text()
 
 
 @pytest.mark.slow

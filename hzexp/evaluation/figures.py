@@ -131,8 +131,23 @@ def zphot_vs_zspec(
         title="Photometric vs spectroscopic redshift",
         xaxis={"title": {"text": "z_spec"}, "range": list(z_range)},
         yaxis={"title": {"text": "z_phot"}, "range": list(z_range)},
+        # Inside the empty top-left corner (z_phot >> z_spec), clear of the colour bar.
+        legend={"x": 0.02, "y": 0.98, "xanchor": "left", "yanchor": "top",
+                "bgcolor": "rgba(255, 255, 255, 0.8)"},
+        width=850, height=700,
     )
     return fig
+
+
+def _residual_range(x, Dz_values) -> np.ndarray | None:
+    """The x range a residual panel shows: the 0.1-99.9 percentiles of the finite x values
+    (so a few extreme values do not stretch the axis), or None when there are none."""
+    x = np.asarray(x, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(np.asarray(Dz_values, dtype=float))
+    if not keep.any():
+        return None
+    x_range = np.quantile(x[keep], [0.001, 0.999])
+    return x_range + np.array([-0.5, 0.5]) if x_range[0] == x_range[1] else x_range
 
 
 def _residual_traces(
@@ -143,13 +158,11 @@ def _residual_traces(
     x = np.asarray(x, dtype=float)
     Dz_values = np.asarray(Dz_values, dtype=float)
     same_length(x=x, Dz=Dz_values)
-    keep = np.isfinite(x) & np.isfinite(Dz_values)
-    if not keep.any():
+    x_range = _residual_range(x, Dz_values)
+    if x_range is None:
         return []
+    keep = np.isfinite(x) & np.isfinite(Dz_values)
     x, Dz_values = x[keep], Dz_values[keep]
-    x_range = np.quantile(x, [0.001, 0.999])
-    if x_range[0] == x_range[1]:
-        x_range = x_range + np.array([-0.5, 0.5])
     x_edges = np.linspace(*x_range, bins + 1)
     y_edges = np.linspace(-dz_range, dz_range, bins + 1)
     return [
@@ -185,7 +198,8 @@ def residual_panels(
     frame: pd.DataFrame, z_phot, bins: int = 80, dz_range: float = OUTLIER_THRESHOLD,
     running_bins: int = 20,
 ) -> go.Figure:
-    """Fig. 5: Dz against (a) z_phot, (b) z_spec, (c) r_auto and (d) u − g, side by side.
+    """Fig. 5: Dz against (a) z_phot, (b) z_spec, (c) r_auto and (d) u − g, in a 2 × 2 grid
+    that fits a 1200 px wide window; each x axis spans its panel's data (`_residual_range`).
 
     `frame` needs columns `z_spec`, `mag_r_auto`, `mag_u`, `mag_g`; galaxies without a u or
     g magnitude are left out of panel (d) only (which stays empty if none has both).
@@ -201,15 +215,22 @@ def residual_panels(
         (frame["mag_u"].to_numpy(dtype=float) - frame["mag_g"].to_numpy(dtype=float),
          "u − g [mag]"),
     ]
-    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.03)
-    for col, (x, label) in enumerate(panels, start=1):
-        for trace in _residual_traces(x, residuals, bins, dz_range, running_bins, col == 1):
-            fig.add_trace(trace, row=1, col=col)
-        fig.update_xaxes(title_text=label, row=1, col=col)
+    fig = make_subplots(rows=2, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        vertical_spacing=0.14)
+    for index, (x, label) in enumerate(panels):
+        row, col = divmod(index, 2)
+        for trace in _residual_traces(x, residuals, bins, dz_range, running_bins, index == 0):
+            fig.add_trace(trace, row=row + 1, col=col + 1)
+        x_range = _residual_range(x, residuals)
+        fig.update_xaxes(title_text=label, row=row + 1, col=col + 1,
+                         range=None if x_range is None else list(x_range))
+        fig.update_yaxes(range=[-dz_range, dz_range], row=row + 1, col=col + 1,
+                         title_text="Δz" if col == 0 else None)
     fig.add_hline(y=0.0, line={"color": "black", "width": 1, "dash": "dot"})
-    fig.update_yaxes(title_text=DZ_TITLE, range=[-dz_range, dz_range], row=1, col=1)
     _density_layout(fig)
-    fig.update_layout(title="Photo-z residuals", width=1600, height=450)
+    fig.update_layout(title=f"Photo-z residuals {DZ_TITLE}", width=1200, height=850,
+                      legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.03,
+                              "yanchor": "bottom"})
     return fig
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hzexp import __version__
+from hzexp.data.kids.ids import source_ids
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset, DatasetError
 from hzexp.evaluation.tables import photoz_table, subsample_metrics
@@ -171,8 +172,9 @@ def _predict_into(parts: PartStore, dataset: Dataset, model: PredictionModel, st
 
 
 def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:
-    """All parts, checked to hold each catalogue object_id once, in catalogue order."""
-    predictions = parts.read_all().loc[:, list(OUTPUT_COLUMNS)]
+    """All parts, checked to hold each catalogue object_id once, in catalogue order, with
+    each galaxy's `source_id` (its ID in the source catalogue)."""
+    predictions = parts.read_all()
     found = predictions["object_id"].to_numpy()
     expected = dataset.catalogue["object_id"].to_numpy()
     if len(found) != len(expected) or not np.array_equal(found, expected):
@@ -181,7 +183,11 @@ def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:
         raise PredictionError(f"{parts.path}: the finished parts hold {len(found)} rows for "
                               f"{len(expected)} galaxies and first differ from the catalogue at "
                               f"row {first}; restart the prediction")
-    return predictions
+    try:
+        predictions.insert(1, "source_id", source_ids(dataset))
+    except DatasetError as err:
+        raise PredictionError(str(err)) from None
+    return predictions.loc[:, list(OUTPUT_COLUMNS)]
 
 
 def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,

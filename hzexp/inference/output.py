@@ -18,7 +18,8 @@ from astropy.table import Table
 
 from hzexp._io import atomic_file
 
-OUTPUT_COLUMNS = ("object_id", "ra", "dec", "z_phot")
+#: `source_id`: the galaxy's ID in its source catalogue (`hzexp.data.kids.ids.source_ids`).
+OUTPUT_COLUMNS = ("object_id", "source_id", "ra", "dec", "z_phot")
 PARQUET_PREFIX = "hzexp."
 FITS_KEYWORDS = {"model_uri": "MODELURI", "model_name": "MODELNAM", "model_version": "MODELVER",
                  "model_run_id": "MODELRUN", "dataset_hash": "DATAHASH",
@@ -59,6 +60,7 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         table = Table.read(path, format="fits")
         by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
         metadata = {by_keyword[k]: str(v) for k, v in table.meta.items() if k in by_keyword}
+        table.convert_bytestring_to_unicode()  # FITS strings (source_id) read back as bytes
         return table.to_pandas(), metadata
     table = pq.read_table(path)
     metadata = {k.decode()[len(PARQUET_PREFIX):]: v.decode()

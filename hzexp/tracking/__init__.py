@@ -18,6 +18,7 @@ from hzexp.tracking.models import (
                                    load_pyfunc,
                                    log_baseline_model,
                                    log_deployable_model,
+                                   model_requirements,
                                    model_signature,
 )
 from hzexp.tracking.registry import (
@@ -34,6 +35,9 @@ from hzexp.tracking.registry import (
                                    resolve_model,
 )
 from hzexp.tracking.runs import (
+                                   DATASET_CONTEXTS,
+                                   DATASET_DIGEST_LENGTH,
+                                   DATASET_SPLITS_TAG,
                                    DEFAULT_EXPERIMENT,
                                    DEFAULT_TRACKING_URI,
                                    EPOCH_METRICS,
@@ -45,6 +49,7 @@ from hzexp.tracking.runs import (
                                    configure_tracking,
                                    end_killed_search_run,
                                    git_commit,
+                                   log_dataset_input,
                                    log_figures,
                                    log_file,
                                    log_frame,
@@ -53,6 +58,7 @@ from hzexp.tracking.runs import (
                                    log_parquet,
                                    mark_trial_run,
                                    pinned_run_id,
+                                   run_log,
                                    run_tags,
                                    running_search_runs,
                                    start_run,
@@ -60,13 +66,14 @@ from hzexp.tracking.runs import (
 
 __all__ = [
     "BASELINE_ARTIFACT", "BASELINE_TRUSTED_TYPES", "BASELINE_URI_TAG", "CHALLENGER", "CHAMPION",
-    "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "FAIL_FAST_HTTP",
-    "KERAS_FILE", "MODEL_ARTIFACT", "REGISTERED_MODEL", "STUDY_TAG", "TRIAL_STATE_TAG",
-    "WORKER_TAG", "ActiveRunRecorder", "EpochMetricsLogger", "HybridZPyfunc", "ModelLookupError",
-    "ModelSource", "Registration", "configure_tracking", "end_killed_search_run", "git_commit",
-    "load_baseline_for", "load_hybrid_z_pyfunc", "load_pyfunc", "log_baseline_model",
+    "DATASET_CONTEXTS", "DATASET_DIGEST_LENGTH", "DATASET_SPLITS_TAG", "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "FAIL_FAST_HTTP", "KERAS_FILE", "MODEL_ARTIFACT",
+    "REGISTERED_MODEL", "STUDY_TAG", "TRIAL_STATE_TAG", "WORKER_TAG", "ActiveRunRecorder",
+    "EpochMetricsLogger", "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
+    "configure_tracking", "end_killed_search_run", "git_commit", "load_baseline_for",
+    "load_hybrid_z_pyfunc", "load_pyfunc", "log_baseline_model", "log_dataset_input",
     "log_deployable_model", "log_figures", "log_file", "log_frame", "log_metrics", "log_params",
-    "log_parquet", "lookup_model", "mark_trial_run",
-    "model_signature", "pinned_run_id", "register_model", "resolve_model", "run_tags",
+    "log_parquet", "lookup_model", "mark_trial_run", "model_requirements", "model_signature",
+    "pinned_run_id", "register_model", "resolve_model", "run_log", "run_tags",
     "running_search_runs", "start_run",
 ]

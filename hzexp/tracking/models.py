@@ -3,12 +3,18 @@
 A logged model is loaded by MLflow from `resources/pyfunc_model.py` (models from code),
 which imports `hzexp.tracking.HybridZPyfunc`: that import path is a compatibility promise
 to every model already registered, as is `BASELINE_TRUSTED_TYPES` for the baselines.
+
+A logged model is self-contained: it carries a copy of the hzexp package it was trained
+with (MLflow `code_paths`, put first on `sys.path` when the model loads in a fresh process)
+and pins hzexp's own runtime dependencies, all resolvable from a package index, so it
+loads and serves without this repository or an hzexp install.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from importlib.metadata import version
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import keras
@@ -17,13 +23,14 @@ import mlflow.sklearn
 import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Schema, TensorSpec
+from packaging.requirements import Requirement
 
-from hzexp import __version__
 from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, physical_magnitudes
 
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
-PYFUNC_ENTRY = Path(__file__).parents[1] / "resources" / "pyfunc_model.py"
+PACKAGE_DIR = Path(__file__).parents[1]
+PYFUNC_ENTRY = PACKAGE_DIR / "resources" / "pyfunc_model.py"
 
 
 def model_signature(stored_size: int) -> ModelSignature:
@@ -61,17 +68,37 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
         return np.concatenate([np.asarray(o).reshape(-1) for o in out]).astype(np.float32)
 
 
+def model_requirements() -> list[str]:
+    """pip requirements of a logged model: hzexp's runtime dependencies (those without an
+    extra's marker) pinned to the versions installed now, so an environment manager
+    rebuilds what the model was trained with. hzexp itself is not among them: the model
+    carries its code, and no package index has hzexp."""
+    pins = []
+    for line in requires("hzexp") or []:
+        requirement = Requirement(line)
+        if requirement.marker is None:
+            extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+            pins.append(f"{requirement.name}{extras}=={version(requirement.name)}")
+    return pins
+
+
+def _package_copy(directory: Path) -> Path:
+    """The hzexp package as the model carries it (sources, without bytecode caches)."""
+    return Path(shutil.copytree(PACKAGE_DIR, directory / "hzexp",
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc")))
+
+
 def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
-    """Log the deployable model under the active run; returns its `runs:/` URI."""
+    """Log the deployable model, with hzexp's code and pinned requirements, under the
+    active run; returns its `runs:/` URI."""
     with tempfile.TemporaryDirectory() as tmp:
         keras_path = Path(tmp) / KERAS_FILE
         deployable.save(keras_path)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY),
             artifacts={"keras_model": str(keras_path)},
-            signature=model_signature(stored_size),
-            pip_requirements=[f"hzexp=={__version__}", f"tensorflow=={version('tensorflow')}",
-                              f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"])
+            code_paths=[str(_package_copy(Path(tmp)))],
+            signature=model_signature(stored_size), pip_requirements=model_requirements())
     return info.model_uri
 
 

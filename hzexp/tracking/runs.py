@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import subprocess
 import tempfile
@@ -20,6 +21,9 @@ import mlflow
 import pandas as pd
 
 from hzexp import __version__
+from hzexp.data.store import Dataset
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "hybrid-z"
@@ -30,6 +34,13 @@ STUDY_TAG = "optuna.study"
 #: On a search's parent run: the worker process (host, pid, start time) as JSON, so a later
 #: worker can tell the run was left RUNNING by a process that is gone.
 WORKER_TAG = "hzexp.worker"
+#: MLflow's own experiment for runs that name none (id "0").
+MLFLOW_DEFAULT_EXPERIMENT_ID = "0"
+#: The longest dataset digest MLflow stores (`MAX_DATASET_DIGEST_SIZE`).
+DATASET_DIGEST_LENGTH = 36
+#: Where a run used its dataset, as `mlflow.log_input` contexts.
+DATASET_CONTEXTS = ("training", "validation", "test", "evaluation")
+DATASET_SPLITS_TAG = "hzexp.splits"
 
 
 def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
@@ -46,7 +57,12 @@ def configure_tracking(experiment: str = DEFAULT_EXPERIMENT) -> str:
     # run becomes hzexp's first run) belong to that run's experiment.
     pinned_run = pinned_run_id()
     if pinned_run:
-        mlflow.set_experiment(experiment_id=mlflow.get_run(pinned_run).info.experiment_id)
+        experiment_id = mlflow.get_run(pinned_run).info.experiment_id
+        if experiment_id == MLFLOW_DEFAULT_EXPERIMENT_ID and mlflow.active_run() is None:
+            log.warning("the `mlflow run` project run %s is in MLflow's Default experiment; "
+                        "pass `--experiment-name %s` to `mlflow run` to file it with hzexp's "
+                        "other runs", pinned_run, experiment)
+        mlflow.set_experiment(experiment_id=experiment_id)
         return uri
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", experiment)
     if uri.startswith("sqlite:///"):
@@ -95,9 +111,58 @@ def run_tags(dataset_hash: str, dataset_path: str) -> dict[str, str]:
             "git_commit": git_commit(), "hzexp_version": __version__}
 
 
+def log_dataset_input(dataset: Dataset, context: str,
+                      splits: tuple[str, ...] = ()) -> None:
+    """Record `dataset` as the active run's input, so the MLflow UI's Dataset column shows it
+    and runs on the same data can be found by it.
+
+    Metadata only (a 1.2-million-galaxy catalogue is not loaded for this): name = the
+    dataset directory's name, source = its path, digest = its content hash (the first
+    `DATASET_DIGEST_LENGTH` hex digits, MLflow's limit; the full hash is the `dataset_hash`
+    tag). MLflow keeps one context per dataset and run, so `context` is the main use
+    (`DATASET_CONTEXTS`) and the splits a run used are the input's tag `hzexp.splits`.
+    """
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    unknown = sorted({context, *splits} - set(DATASET_CONTEXTS))
+    if unknown:
+        raise ValueError(f"dataset contexts {unknown}: expected some of {DATASET_CONTEXTS}")
+    entry = MetaDataset(LocalArtifactDatasetSource(str(dataset.path.resolve())),
+                        name=dataset.path.name,
+                        digest=dataset.content_hash[:DATASET_DIGEST_LENGTH])
+    mlflow.log_input(entry, context=context,
+                     tags={DATASET_SPLITS_TAG: ",".join(splits)} if splits else None)
+
+
 def start_run(run_name: str, tags: dict[str, str], nested: bool = False):
     """An MLflow run context; it ends FAILED (not RUNNING) when the block raises."""
     return mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextlib.contextmanager
+def run_log(name: str = "hzexp.log"):
+    """hzexp's log records (per-epoch lines among them) while the block runs, logged to the
+    active run as `logs/<name>`, also when the block raises (a failed or pruned trial)."""
+    logger = logging.getLogger("hzexp")
+    level = logger.level
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:  # the run's log has INFO, whatever
+            logger.setLevel(logging.INFO)              # the console shows
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+            logger.removeHandler(handler)
+            handler.close()
+            mlflow.log_artifact(str(path), artifact_path="logs")
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
@@ -148,12 +213,13 @@ def log_frame(frame: pd.DataFrame, name: str) -> None:
 
 
 def log_figures(figures: dict[str, Any]) -> None:
-    """Plotly figures as standalone HTML (PNG export needs Chrome, so it is not attempted)."""
+    """Plotly figures as `figures/<name>.html` (readable offline) and, where a Chromium is
+    found, `figures/<name>.png` (`hzexp.evaluation.rendering`)."""
+    from hzexp.evaluation.rendering import write_figures
+
     with tempfile.TemporaryDirectory() as tmp:
-        for name, figure in figures.items():
-            path = Path(tmp) / f"{name}.html"
-            figure.write_html(path, include_plotlyjs="cdn")
-            mlflow.log_artifact(str(path), artifact_path="figures")
+        write_figures(figures, Path(tmp))
+        mlflow.log_artifacts(tmp, artifact_path="figures")
 
 
 class ActiveRunRecorder(keras.callbacks.Callback):

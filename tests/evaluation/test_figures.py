@@ -173,3 +173,16 @@ def test_loss_curves():
     _serialises(fig)
     with pytest.raises(ValueError, match="history is empty"):
         loss_curves({})
+
+
+
+def test_residual_panel_axes_span_their_data_in_a_grid_that_fits_1400_px():
+    frame, z_spec, z_phot, _ = _test_sample(5000)
+    fig = residual_panels(frame, z_phot)
+    colour = (frame["mag_u"] - frame["mag_g"]).dropna()
+    for axis, x in (("xaxis", z_phot), ("xaxis2", z_spec), ("xaxis3", frame["mag_r_auto"]),
+                    ("xaxis4", colour)):
+        low, high = fig.layout[axis].range
+        assert np.min(x) <= low < high <= np.max(x), axis
+        assert high - low > 0.9 * (np.quantile(x, 0.99) - np.quantile(x, 0.01)), axis
+    assert fig.layout.width <= 1400

@@ -23,7 +23,9 @@ def test_parquet_round_trip_matches_in_process_predictions(champion, tmp_path):
     report = predict_catalogue(dataset.path, out, chunk_size=CHUNK, batch_size=32,
                                progress=False)
     frame, metadata = read_predictions(out)
-    assert list(frame.columns) == ["object_id", "ra", "dec", "z_phot"]
+    assert list(frame.columns) == ["object_id", "source_id", "ra", "dec", "z_phot"]
+    # a mock dataset has no source catalogue but itself: source_id is the object_id as text
+    assert frame["source_id"].tolist() == dataset.catalogue["object_id"].astype(str).tolist()
     assert frame["z_phot"].dtype == np.float32
     np.testing.assert_array_equal(frame["object_id"], dataset.catalogue["object_id"])
     np.testing.assert_array_equal(frame["ra"], dataset.catalogue["ra"])

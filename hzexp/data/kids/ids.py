@@ -8,7 +8,8 @@ back to KiDS catalogues without a lookup. KiDS `SeqNr` is not used: it restarts 
 For 1.2 million IDs the chance of any collision is ~1e-7, and the dataset writer rejects
 duplicates anyway. The reverse direction (object_id -> KiDS ID) is kept in a side table,
 `kids_ids.parquet`, written next to the catalogue inside the writer's temporary directory so
-it appears atomically with the rest of the dataset.
+it appears atomically with the rest of the dataset, and `source_ids` reads it back so
+predictions and logged tables carry the KiDS ID (`source_id`) beside the object_id.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hzexp.data.store import DatasetWriter
+from hzexp.data.store import Dataset, DatasetError, DatasetWriter
 
 KIDS_ID_FILE = "kids_ids.parquet"
 OBJECT_ID_RULE = "object_id = first 8 bytes (big-endian) of SHA-256(KiDS ID, stripped, UTF-8) >> 1"
@@ -62,3 +63,20 @@ class KidsIdTable:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def source_ids(dataset: Dataset) -> np.ndarray:
+    """Each catalogue row's ID in its source catalogue, as text, in catalogue order.
+
+    For a dataset built from KiDS inputs (`ingest`, `import-official`) that is the KiDS ID
+    kept in `kids_ids.parquet`; a dataset without that table (the mock, whose object_id is
+    its own ID) gets its object_id written as text, so the column is never empty.
+    """
+    object_ids = dataset.catalogue["object_id"].to_numpy()
+    path = dataset.path / KIDS_ID_FILE
+    if not path.is_file():
+        return object_ids.astype(str).astype(object)
+    table = pq.read_table(path, columns=["object_id", "kids_id"])
+    if not np.array_equal(table["object_id"].to_numpy(), object_ids):
+        raise DatasetError(f"{path}: object_id does not match the catalogue row by row")
+    return table["kids_id"].to_numpy(zero_copy_only=False)
