@@ -107,10 +107,10 @@ def pipeline_rate(model: keras.Model, dataset: Dataset, batch: int, cutout: int,
         return make_dataset(dataset, rows, preprocess, scaling, batch_size=batch,
                             training=True, seed=0)
 
-    model.fit(epoch(), epochs=1, steps_per_epoch=2, verbose=0)  # compile and warm up
+    model.fit(epoch(), epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)  # warm up
     data = epoch()
     start = time.perf_counter()
-    model.fit(data, epochs=1, verbose=0)
+    model.fit(data, epochs=1, shuffle=False, verbose=0)
     synchronise(model.trainable_weights[0])
     return len(rows) / (time.perf_counter() - start)
 
