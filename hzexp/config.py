@@ -102,8 +102,15 @@ class TrainingConfig:
     #: The lowest rate of either schedule, as a fraction of learning_rate.
     lr_floor: float = 1e-3
     seed: int = 42
+    #: Mixed precision (float32 weights and output, `mixed_dtype` compute) when a GPU is
+    #: visible; float32 otherwise.
     mixed_precision: bool = False
+    mixed_dtype: Literal["float16", "bfloat16"] = "float16"
+    #: XLA compilation of the training step.
     jit_compile: bool = False
+    #: `data_parallel`: the model replicated on every visible GPU, each batch split between
+    #: them (JAX DataParallel, TensorFlow MirroredStrategy); `none`: the default device.
+    distribution: Literal["none", "data_parallel"] = "none"
     chunk_size: int = 2048
 
 

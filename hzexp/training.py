@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from hzexp.config import PipelineConfig, TrainingConfig
 from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, redshifts
@@ -19,8 +18,9 @@ from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
+from hzexp.model.devices import configure_precision, distribution_scope
 from hzexp.model.export import export_model
-from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
+from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
 from hzexp.model.preprocessing import fit_magnitude_standardiser
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def fit_scaling(dataset: Dataset, train_rows: np.ndarray) -> MagnitudeScaling:
 
 
 def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
-                       scaling: MagnitudeScaling) -> tf.data.Dataset:
+                       scaling: MagnitudeScaling):
     """Unlabelled, ordered, centre-cropped batches of `rows` for prediction."""
     return make_dataset(dataset, rows, config.preprocess, scaling,
                         batch_size=max(config.training.batch_size, 256),
@@ -69,7 +69,7 @@ class ValidationSMAD(keras.callbacks.Callback):
     the per-epoch MLflow curves use it. Callbacks after this one in the list see the value.
     """
 
-    def __init__(self, batches: tf.data.Dataset, z_spec: np.ndarray) -> None:
+    def __init__(self, batches, z_spec: np.ndarray) -> None:
         super().__init__()
         self.batches = batches
         self.z_spec = z_spec
@@ -112,7 +112,11 @@ def learning_rate_schedule(training: TrainingConfig) -> list[keras.callbacks.Cal
 def train(config: PipelineConfig, dataset: Dataset,
           callbacks: list[keras.callbacks.Callback] | None = None,
           assignment: dict[str, np.ndarray] | None = None) -> TrainingResult:
-    """Train Hybrid-z with early stopping on validation loss (best weights restored)."""
+    """Train Hybrid-z with early stopping on validation loss (best weights restored).
+
+    The model is built, fitted and exported inside `distribution_scope`, so with
+    `training.distribution = data_parallel` every step is split over the visible devices.
+    """
     config.validate(stored_size=dataset.stored_size, data_path=dataset.path)
     dataset.check_labels("training")
     keras.utils.set_random_seed(config.training.seed)
@@ -126,29 +130,30 @@ def train(config: PipelineConfig, dataset: Dataset,
         log.info("n(z) smoothing kept %d of %d training galaxies (%.1f%%)",
                  len(smoothing.indices), len(train_rows), 100 * smoothing.kept_fraction)
     scaling = fit_scaling(dataset, assignment["train"])
-    core = build_hybrid_z(config.model, config.preprocess.cutout)
-    compile_hybrid_z(core, config.training)
+    with distribution_scope(config.training):
+        core = build_hybrid_z(config.model, config.preprocess.cutout)
+        compile_hybrid_z(core, config.training)
 
-    def batches(split: str, training: bool) -> tf.data.Dataset:
-        return make_dataset(dataset, assignment[split], config.preprocess, scaling,
-                            batch_size=config.training.batch_size,
-                            chunk_size=config.training.chunk_size,
-                            training=training, seed=config.training.seed)
+        def batches(split: str, training: bool):
+            return make_dataset(dataset, assignment[split], config.preprocess, scaling,
+                                batch_size=config.training.batch_size,
+                                chunk_size=config.training.chunk_size,
+                                training=training, seed=config.training.seed)
 
-    val_smad = ValidationSMAD(evaluation_batches(dataset, assignment["val"], config, scaling),
-                              redshifts(dataset, assignment["val"]).astype(np.float64))
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
-                                         restore_best_weights=True)
-    fitted = core.fit(batches("train", True), validation_data=batches("val", False),
-                      epochs=config.training.epochs,
-                      callbacks=[val_smad, *learning_rate_schedule(config.training), stop,
-                                 *(callbacks or []), EpochLog()],
-                      shuffle=False, verbose=0)  # the tf.data pipeline shuffles itself
-    history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
-    predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)
-                   for split in ("val", "test")}
-    deployable = export_model(core, config.preprocess.cutout, dataset.stored_size,
-                              scaling.fill, scaling.mean, scaling.scale)
+        val_smad = ValidationSMAD(evaluation_batches(dataset, assignment["val"], config, scaling),
+                                  redshifts(dataset, assignment["val"]).astype(np.float64))
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
+                                             restore_best_weights=True)
+        fitted = core.fit(batches("train", True), validation_data=batches("val", False),
+                          epochs=config.training.epochs,
+                          callbacks=[val_smad, *learning_rate_schedule(config.training), stop,
+                                     *(callbacks or []), EpochLog()],
+                          shuffle=False, verbose=0)  # the input pipeline shuffles itself
+        history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
+        predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)
+                       for split in ("val", "test")}
+        deployable = export_model(core, config.preprocess.cutout, dataset.stored_size,
+                                  scaling.fill, scaling.mean, scaling.scale)
     return TrainingResult(core=core, deployable=deployable, assignment=assignment,
                           scaling=scaling, history=history, predictions=predictions,
                           epochs_run=len(history.get("loss", [])), smoothing=smoothing)

@@ -1,4 +1,4 @@
-"""tf.data input for training and evaluation, streamed from a dataset directory.
+"""Training and evaluation input, streamed from a dataset directory, for any Keras backend.
 
 Images are read from `images.h5` a chunk at a time by a generator thread and never all at
 once, so training sets larger than memory work. Each element is cropped (randomly shifted
@@ -9,15 +9,19 @@ and prediction cannot drift apart.
 Augmentation (paper 3.3) is fresh every epoch: shifts of up to `shift_fraction` of the
 cutout in width and height, taken from the real pixels around the stored stamp rather than
 from padding, and horizontal and vertical flips.
+
+The batches are made once, by `_batches` in a background thread, and handed to Keras in the
+form its backend reads best: a tf.data pipeline on TensorFlow (the tuned default), an
+in-order `keras.utils.PyDataset` on JAX or PyTorch, where TensorFlow need not be installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from hzexp.background import in_background
 from hzexp.config import PreprocessConfig
@@ -168,17 +172,58 @@ def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: in
         yield tuple(part[start:start + batch_size] for part in held)
 
 
-def _signature(image_size: int, labelled: bool) -> tuple[tf.TensorSpec, ...]:
+def _signature(image_size: int, labelled: bool):
+    import tensorflow as tf
+
     spec = (tf.TensorSpec((None, image_size, image_size, len(IMAGE_BANDS)), tf.float32),
             tf.TensorSpec((None, len(MAG_COLUMNS)), tf.float32))
     return spec + (tf.TensorSpec((None,), tf.float32),) if labelled else spec
 
 
+class EpochBatches(keras.utils.PyDataset):
+    """One epoch of `_batches` as a PyDataset, for backends other than TensorFlow.
+
+    Keras reads a single-worker PyDataset in index order, so each `__getitem__` takes the
+    next batch of the epoch's generator (index 0 starts a new epoch: Keras also peeks at the
+    first batch for shapes) and the order, seeding and chunked reading stay those of the
+    tf.data path; reading and cropping still run in the background thread.
+    """
+
+    def __init__(self, epoch: Callable[[], Iterator[tuple[np.ndarray, ...]]],
+                 finish: Callable, n_batches: int) -> None:
+        super().__init__()
+        self._epoch, self._finish, self._n_batches = epoch, finish, n_batches
+        self._batches: Iterator | None = None
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self._n_batches
+
+    def __getitem__(self, index: int):
+        if index == 0:
+            self._close()
+            self._batches = iter(self._epoch())
+        elif index != self._next or self._batches is None:
+            raise IndexError(f"batch {index} asked for after batch {self._next - 1}: this "
+                             "input is read in order, with one worker")
+        self._next = index + 1
+        return self._finish(*next(self._batches))
+
+    def on_epoch_end(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
+
+
 def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfig,
                  scaling: MagnitudeScaling, batch_size: int, chunk_size: int = 2048,
                  training: bool = False, seed: int = 0, labelled: bool = True,
-                 input_niceness: int = INPUT_NICENESS) -> tf.data.Dataset:
-    """Batches of ({"image", "mags"}, z_spec) ready for the core Hybrid-z model.
+                 input_niceness: int = INPUT_NICENESS):
+    """Batches of ({"image", "mags"}, z_spec) ready for the core Hybrid-z model: a
+    `tf.data.Dataset` on the TensorFlow backend, an `EpochBatches` PyDataset otherwise.
 
     `training=True` shuffles and augments, with a new draw every epoch; otherwise rows keep
     their order and images are centre-cropped, so predictions align with `rows`. Batches
@@ -192,12 +237,12 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
         augmentation = Augmentation(
             cutout, max_shift_pixels(preprocess, dataset.stored_size) if preprocess.augment else 0,
             preprocess.flips and preprocess.augment, np.random.default_rng(seed))
-    source = tf.data.Dataset.from_generator(
-        lambda: in_background(
+    def epoch() -> Iterator[tuple[np.ndarray, ...]]:
+        return in_background(
             lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation),
-            PREFETCH_BATCHES, "hzexp-input", input_niceness),
-        output_signature=_signature(cutout if training else dataset.stored_size, labelled))
-    fill, mean, scale = (tf.constant(a, tf.float32) for a in
+            PREFETCH_BATCHES, "hzexp-input", input_niceness)
+
+    fill, mean, scale = (np.asarray(a, np.float32) for a in
                          (scaling.fill, scaling.mean, scaling.scale))
 
     def finish(images, mags, *z):
@@ -207,16 +252,23 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
                     "mags": standardise_magnitudes(mags, fill, mean, scale)}
         return (features, *z) if z else features
 
+    n_batches = -(-len(rows) // batch_size)
+    if keras.backend.backend() != "tensorflow":
+        return EpochBatches(epoch, finish, n_batches)
+    import tensorflow as tf
+
+    source = tf.data.Dataset.from_generator(
+        epoch, output_signature=_signature(cutout if training else dataset.stored_size,
+                                           labelled))
     # The generator hides the length from tf.data; stating it lets Keras size its epochs
     # and progress bars instead of discovering the end by running out of data.
-    n_batches = -(-len(rows) // batch_size)
     return (source.map(finish)
             .apply(tf.data.experimental.assert_cardinality(n_batches))
             .prefetch(PREFETCH_BATCHES)
             .with_options(fixed_tuning()))
 
 
-def fixed_tuning() -> tf.data.Options:
+def fixed_tuning():
     """tf.data options with autotuning off.
 
     Destroying an autotuned iterator waits for its autotuning thread to wake from its sleep
@@ -226,6 +278,8 @@ def fixed_tuning() -> tf.data.Options:
     alike). One Python generator feeds this pipeline, so there is no parallelism to tune:
     a fixed prefetch depth does the job.
     """
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
     return options

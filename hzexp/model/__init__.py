@@ -4,8 +4,9 @@ Importing this package registers the custom layers, loss and metric with Keras
 (package "hzexp"), which `keras.models.load_model` needs to read a saved model.
 """
 
+from hzexp.model.devices import configure_precision, distribution_scope
 from hzexp.model.export import export_model
-from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z, configure_precision
+from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
 from hzexp.model.preprocessing import (
@@ -20,6 +21,6 @@ from hzexp.model.preprocessing import (
 
 __all__ = [
     "CentreCrop", "Huber", "MagnitudeStandardiser", "MinMaxNormalise", "R2", "build_hybrid_z",
-    "centre_crop", "compile_hybrid_z", "configure_precision", "export_model",
+    "centre_crop", "compile_hybrid_z", "configure_precision", "distribution_scope", "export_model",
     "fit_magnitude_standardiser", "minmax_normalise", "standardise_magnitudes",
 ]

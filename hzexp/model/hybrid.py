@@ -3,13 +3,12 @@
 Built as a pure function of `ModelConfig` and the cutout size, so a run (or an Optuna
 trial) is reproduced by its config alone; weight seeds are the caller's business
 (`keras.utils.set_random_seed`) and the only process-wide setting, the dtype policy, is
-set explicitly by `configure_precision`.
+set explicitly by `hzexp.model.devices.configure_precision`.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from hzexp.config import ModelConfig, TrainingConfig
 from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
@@ -74,16 +73,3 @@ def compile_hybrid_z(model: keras.Model, training: TrainingConfig) -> None:
         metrics=["mae", "mse", R2()],
         jit_compile=training.jit_compile,
     )
-
-
-def configure_precision(training: TrainingConfig) -> str:
-    """Set Keras' global dtype policy for the next model built; returns the policy name.
-
-    mixed_float16 only when asked for and a GPU is visible (on CPU it is slower, not
-    faster); otherwise float32, which also undoes an earlier mixed setting in the same
-    process (e.g. between search trials).
-    """
-    policy = ("mixed_float16" if training.mixed_precision
-              and tf.config.list_physical_devices("GPU") else "float32")
-    keras.config.set_dtype_policy(policy)
-    return policy

@@ -1,8 +1,10 @@
 """The coefficient of determination as a streaming Keras metric.
 
-Averaging per-batch R2 values is wrong (R2 is a ratio of sums), so `R2` accumulates the
-sums it needs and forms the ratio once per epoch. Sums are kept in float64 so the
-`sum(y^2) - sum(y)^2 / n` form does not lose precision on large epochs.
+Averaging per-batch R2 values is wrong (R2 is a ratio of sums), so `R2` accumulates what it
+needs and forms the ratio once per epoch. The total sum of squares is merged batch by batch
+with Chan et al.'s pairwise update (running weight, mean and sum of squared deviations)
+rather than as `sum(y^2) - sum(y)^2 / n`, whose cancellation needs float64: JAX runs without
+float64 by default, and the merged form is accurate in float32 on every backend.
 """
 
 from __future__ import annotations
@@ -20,27 +22,35 @@ class R2(keras.metrics.Metric):
 
     def __init__(self, name: str = "r2", **kwargs):
         super().__init__(name=name, **kwargs)
-        self._sums = [self.add_variable(shape=(), initializer="zeros", dtype="float64", name=n)
-                      for n in ("weight", "y", "y_squared", "residual_squared")]
+        self._state = [self.add_variable(shape=(), initializer="zeros", dtype="float32", name=n)
+                       for n in ("weight", "mean", "squared_deviation", "residual_squared")]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.reshape(ops.cast(y_true, "float64"), (-1,))
-        y_pred = ops.reshape(ops.cast(y_pred, "float64"), (-1,))
+        y_true = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        y_pred = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
         weight = (ops.ones_like(y_true) if sample_weight is None
-                  else ops.broadcast_to(ops.reshape(ops.cast(sample_weight, "float64"), (-1,)),
+                  else ops.broadcast_to(ops.reshape(ops.cast(sample_weight, "float32"), (-1,)),
                                         ops.shape(y_true)))
-        terms = (weight, weight * y_true, weight * y_true**2, weight * (y_true - y_pred) ** 2)
-        for total, term in zip(self._sums, terms):
-            total.assign_add(ops.sum(term))
+        total, mean, squared_deviation, residual_squared = (v.value for v in self._state)
+        batch_weight = ops.sum(weight)
+        batch_mean = ops.sum(weight * y_true) / ops.maximum(batch_weight, 1e-30)
+        batch_deviation = ops.sum(weight * (y_true - batch_mean) ** 2)
+        merged = total + batch_weight
+        share = batch_weight / ops.maximum(merged, 1e-30)
+        delta = batch_mean - mean
+        residual_squared = residual_squared + ops.sum(weight * (y_true - y_pred) ** 2)
+        updated = (merged, mean + delta * share,
+                   squared_deviation + batch_deviation + delta**2 * total * share,
+                   residual_squared)
+        for variable, value in zip(self._state, updated):
+            variable.assign(value)
 
     def result(self):
-        weight, y, y_squared, residual_squared = self._sums
-        total_squared = y_squared - y**2 / ops.maximum(weight, 1e-300)
-        score = ops.where(total_squared > 0,
-                          1 - residual_squared / ops.where(total_squared > 0, total_squared, 1),
-                          ops.where(residual_squared > 0, 0.0, 1.0))
-        return ops.cast(score, "float32")
+        _, _, total_squared, residual_squared = (v.value for v in self._state)
+        return ops.where(total_squared > 0,
+                         1 - residual_squared / ops.where(total_squared > 0, total_squared, 1),
+                         ops.where(residual_squared > 0, 0.0, 1.0))
 
     def reset_state(self):
-        for total in self._sums:
-            total.assign(ops.zeros((), dtype="float64"))
+        for value in self._state:
+            value.assign(ops.zeros((), dtype="float32"))

@@ -217,3 +217,44 @@ def test_dropping_an_iterator_mid_epoch_stops_its_input_thread(dataset):
     while any(t.name == "hzexp-input" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "input thread still running 5 s after the drop"
         time.sleep(0.05)
+
+
+def _epoch_batches(dataset, monkeypatch, **kwargs):
+    """`make_dataset` as it is built on a backend other than TensorFlow."""
+    monkeypatch.setattr(pipeline.keras.backend, "backend", lambda: "jax")
+    try:
+        return make_dataset(dataset, **kwargs)
+    finally:
+        monkeypatch.undo()
+
+
+def _in_order(batches):
+    return [batches[i] for i in range(len(batches))]
+
+
+def test_other_backends_get_the_same_batches_from_an_in_order_pydataset(dataset, monkeypatch):
+    kwargs = dict(rows=np.arange(150), preprocess=PreprocessConfig(cutout=28),
+                  scaling=identity_scaling(), batch_size=16, chunk_size=40, training=True,
+                  seed=5)
+    batches = _epoch_batches(dataset, monkeypatch, **kwargs)
+    assert isinstance(batches, pipeline.EpochBatches) and len(batches) == 10
+    expected = collect(make_dataset(dataset, **kwargs))
+    first_epoch = _in_order(batches)
+    got = [np.concatenate([np.asarray(b[0][key]) for b in first_epoch])
+           for key in ("image", "mags")] + [np.concatenate([np.asarray(b[1])
+                                                             for b in first_epoch])]
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    batches.on_epoch_end()
+    second_z = np.concatenate([np.asarray(b[1]) for b in _in_order(batches)])
+    assert not np.array_equal(second_z, got[2])  # a new draw every epoch, as on tf.data
+    np.testing.assert_allclose(np.sort(second_z), np.sort(got[2]))
+
+
+def test_the_pydataset_refuses_out_of_order_reads(dataset, monkeypatch):
+    batches = _epoch_batches(dataset, monkeypatch, rows=np.arange(150),
+                             preprocess=PreprocessConfig(cutout=20), scaling=identity_scaling(),
+                             batch_size=16)
+    batches[0]
+    with pytest.raises(IndexError, match="read in order"):
+        batches[3]

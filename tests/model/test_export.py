@@ -59,3 +59,44 @@ def test_export_survives_save_and_load(exported, raw_rows, tmp_path):
 def test_export_rejects_a_cutout_the_core_was_not_built_for(tiny_model):
     with pytest.raises(ValueError, match="built for 20 px"):
         export_model(tiny_model(cutout=20), 28, STORED, [0.0] * 9, [0.0] * 9, [1.0] * 9)
+
+
+#: Loads a `.keras` file under this process's backend, predicts the saved inputs, and saves
+#: the model again (so it can travel back).
+CROSS_BACKEND_SCRIPT = """
+import sys
+import keras, numpy as np
+import hzexp.model  # registers the custom layers
+rows = np.load(sys.argv[2])
+model = keras.saving.load_model(sys.argv[1])
+z = np.asarray(model.predict({"image": rows["image"], "mags": rows["mags"]}, verbose=0))
+np.save(sys.argv[3], z)
+model.save(sys.argv[4])
+print(keras.backend.backend())
+"""
+
+
+def test_a_saved_model_predicts_the_same_under_another_backend(exported, raw_rows, tmp_path):
+    """Saved under this backend, loaded under the other (TensorFlow <-> JAX), and back."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    _, _, model = exported
+    images, mags = raw_rows
+    here = np.asarray(model.predict({"image": images, "mags": mags}, verbose=0))
+    model.save(tmp_path / "here.keras")
+    np.savez(tmp_path / "rows.npz", image=images, mags=mags)
+    done = subprocess.run(
+        [sys.executable, "-c", CROSS_BACKEND_SCRIPT, str(tmp_path / "here.keras"),
+         str(tmp_path / "rows.npz"), str(tmp_path / "there.npy"), str(tmp_path / "there.keras")],
+        env={**os.environ, "KERAS_BACKEND": other, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == other
+    np.testing.assert_allclose(np.load(tmp_path / "there.npy"), here, rtol=1e-5, atol=1e-6)
+    back = keras.saving.load_model(tmp_path / "there.keras")
+    np.testing.assert_allclose(back.predict({"image": images, "mags": mags}, verbose=0), here,
+                               rtol=1e-5, atol=1e-6)

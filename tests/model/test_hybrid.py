@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hzexp.config import ModelConfig, TrainingConfig
-from hzexp.model import build_hybrid_z, compile_hybrid_z, configure_precision
+from hzexp.model import build_hybrid_z, compile_hybrid_z
 from hzexp.model.inception import scale_filters
 
 
@@ -82,14 +82,6 @@ def test_build_is_a_pure_function_of_config_and_seed(tiny_model):
     first, second = tiny_model(), tiny_model()
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
-
-
-def test_precision_stays_float32_without_a_gpu():
-    try:
-        assert configure_precision(TrainingConfig(mixed_precision=True)) == "float32"
-        assert keras.config.dtype_policy().name == "float32"
-    finally:
-        keras.config.set_dtype_policy("float32")
 
 
 def test_mixed_precision_keeps_the_output_and_preprocessing_in_float32(tiny_model):

@@ -46,3 +46,17 @@ def test_r2_weights_and_constant_target_follow_sklearn():
 def test_r2_is_registered_for_deserialisation():
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(R2()))
     assert isinstance(restored, R2) and restored.name == "r2"
+
+
+def test_r2_stays_accurate_in_float32_over_a_large_epoch():
+    """A survey-sized epoch of redshift-like values: the naive float32 sum formula loses
+    the total sum of squares to cancellation; the merged update does not."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(4)
+    y = 0.23 + 0.01 * rng.standard_normal(200_000)
+    pred = y + 0.003 * rng.standard_normal(y.size)
+    metric = R2()
+    for batch in np.array_split(np.arange(y.size), 400):
+        metric.update_state(y[batch], pred[batch])
+    assert float(metric.result()) == pytest.approx(r2_score(y, pred), abs=1e-4)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -53,8 +52,12 @@ def test_centre_crop_takes_the_middle_for_batches_and_single_stamps():
         centre_crop(images, 7)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tf.data feeds training on the TensorFlow backend only")
 def test_functions_run_inside_a_tf_data_pipeline():
     images = np.random.default_rng(1).random((4, 8, 8, 4)).astype(np.float32)
+    import tensorflow as tf
+
     data = tf.data.Dataset.from_tensor_slices(images).map(
         lambda x: minmax_normalise(centre_crop(x, 4))).batch(4)
     np.testing.assert_allclose(next(iter(data)).numpy(),
@@ -75,8 +78,10 @@ def test_standardiser_fills_nan_with_training_median_and_matches_sklearn():
     reference = make_pipeline(SimpleImputer(strategy="median"), StandardScaler()).fit(train)
     test = _train_mags()[::-1].copy()
     expected = reference.transform(test)
+    # float64 in, float64 out, except on JAX, which computes in float32 unless x64 is enabled
+    exact = keras.backend.backend() != "jax"
     np.testing.assert_allclose(_np(standardise_magnitudes(test, fill, mean, scale)), expected,
-                               rtol=1e-12)
+                               rtol=1e-12 if exact else 1e-4, atol=0 if exact else 1e-5)
     layer = MagnitudeStandardiser(fill, mean, scale)
     np.testing.assert_allclose(_np(layer(test.astype(np.float32))), expected, atol=1e-5)
     nan_row = np.full((1, 9), np.nan)
