@@ -1,4 +1,4 @@
-"""File helpers every writer and reader shares: atomic writes, checksums, FITS tables.
+"""File helpers every writer and reader shares: atomic writes, locks, checksums, FITS tables.
 
 A killed run must never leave a file or directory that looks finished, and two runs must
 never write through the same temporary name: every write goes to a uniquely named sibling
@@ -9,9 +9,12 @@ and removed when the write fails.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +75,45 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         replace_directory(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class LockHeld(OSError):
+    """The lock is held by a live process; the message names it."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` for the block, or raise `LockHeld` at once.
+
+    An advisory `flock`, which the kernel releases when its holder dies: a lock left by a
+    killed run never blocks the rerun that resumes it. The file records its holder (pid,
+    host, start time) for the message a second process gets, and is removed on release. A
+    process that opened the file just before its holder removed it finds that its inode is
+    no longer the path's and tries again, so two processes can never both hold `path`.
+    """
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 512).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockHeld(f"{path}: in use by {holder}") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -78,7 +78,7 @@ def _predict(args: argparse.Namespace) -> None:
     report = predict_catalogue(args.data, args.out, model_uri=args.model_uri,
                                batch_size=args.batch_size, chunk_size=args.chunk_size,
                                evaluate=args.evaluate, progress=not args.no_progress,
-                               restart=args.restart)
+                               restart=args.restart, overwrite=args.overwrite)
     print(report.summary())
 
 
@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write Table 1 against z_spec to <out stem>_stats.csv")
     predict.add_argument("--restart", action="store_true",
                          help="discard an unfinished run's parts instead of resuming it")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace an existing --out file that is not this command's own "
+                              "output (never a file of the input dataset)")
     predict.add_argument("--no-progress", action="store_true")
     predict.set_defaults(handler=_predict, tensorflow=True)
 

@@ -117,6 +117,17 @@ def test_an_unknown_model_uri_scheme_is_named(tracking_env, write_dataset, capsy
     assert not (tracking_env / "z.parquet").exists()
 
 
+def test_predict_into_its_own_input_is_refused_before_any_model_loads(tracking_env,
+                                                                     write_dataset, capsys):
+    path = write_dataset(n=20)
+    before = (path / CATALOGUE_FILE).read_bytes()
+    line = error_line(capsys, ["predict", "--data", str(path), "--out",
+                               str(path / CATALOGUE_FILE), "--overwrite"])
+    assert line == (f"{path / CATALOGUE_FILE}: inside the input {path}; write the catalogue "
+                    "elsewhere (--overwrite does not apply to the input)")
+    assert (path / CATALOGUE_FILE).read_bytes() == before
+
+
 def test_simulate_refuses_no_galaxies(tmp_path, capsys):
     out = tmp_path / "mock"
     assert error_line(capsys, ["simulate", "--n-galaxies", "0", "--out", str(out)]) == (

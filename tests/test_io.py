@@ -9,8 +9,10 @@ import pytest
 from astropy.io import fits
 
 from hzexp._io import (
+    LockHeld,
     atomic_directory,
     atomic_file,
+    exclusive_lock,
     file_sha256,
     first_binary_table,
     is_fits,
@@ -81,3 +83,15 @@ def test_first_binary_table_or_a_named_error(tmp_path):
                                             ("a.fits.gz", True), ("a.parquet", False)])
 def test_fits_suffixes(name, expected):
     assert is_fits(name) is expected
+
+
+def test_an_exclusive_lock_is_refused_while_held_and_free_after(tmp_path):
+    path = tmp_path / ".out.lock"
+    with exclusive_lock(path):
+        assert "pid " in path.read_text()
+        with pytest.raises(LockHeld, match=rf"{path}: in use by pid \d+ on .* since "):
+            with exclusive_lock(path):
+                pass
+    assert not path.exists()
+    with exclusive_lock(path):  # released: taken again at once
+        assert path.exists()

@@ -39,6 +39,7 @@ from hzexp.inference.output import (
 from hzexp.inference.parts import PartStore
 from hzexp.inference.source import open_data
 from hzexp.inference.stream import prefetched_chunks
+from hzexp.inference.target import check_replaced_hash, check_targets, output_lock
 
 __all__ = ["DEFAULT_MODEL_URI", "PredictionError", "PredictionReport", "predict_catalogue",
            "predict_dataset_rows", "read_predictions"]
@@ -88,7 +89,7 @@ class PredictionReport:
 def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAULT_MODEL_URI,
                       batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE,
                       evaluate: bool = False, progress: bool = True,
-                      restart: bool = False) -> PredictionReport:
+                      restart: bool = False, overwrite: bool = False) -> PredictionReport:
     """Write z_phot for every galaxy of `data` to `out` (FITS if it ends in .fits, else
     parquet), in catalogue order, and return a report.
 
@@ -97,6 +98,11 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
     to its version. `evaluate`: also write the paper's Table 1 against z_spec to
     `<out stem>_stats.csv` (needs z_spec for every galaxy). Rerunning an interrupted call
     with the same arguments resumes it; `restart` discards the unfinished run instead.
+
+    Nothing is lost: `out` is never inside the input dataset (nor the input table itself),
+    an existing file is replaced only if it is this command's own finished output (an hzexp
+    catalogue of the same dataset) or with `overwrite`, and a lock beside `out` keeps a
+    second prediction from writing the same catalogue while this one runs.
     Raises `PredictionError` for expected failures, before creating anything when it can.
     """
     data, out = Path(data), Path(out)
@@ -106,26 +112,39 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
     if out.is_dir() or not out.parent.is_dir():
         raise PredictionError(f"{out}: not a file path in an existing directory")
     started = time.perf_counter()
-    model = load_prediction_model(model_uri)
-    parts = PartStore(out)
-    if restart:
-        parts.remove()
-    fresh = not parts.path.exists()
-    try:
-        dataset = open_data(data, model, parts.path, progress)
-        if evaluate:
-            _check_labels(dataset)
-        metadata = _provenance(model, dataset)
-        done = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
-                            "n_galaxies": len(dataset)})
-        loop_started = time.perf_counter()
-        _predict_into(parts, dataset, model, done, batch_size, chunk_size, progress)
-        predict_seconds = time.perf_counter() - loop_started
-        predictions = _in_catalogue_order(parts, dataset)
-    except BaseException:
-        if fresh and not parts.parts():
+    targets = [out, stats_path(out)] if evaluate else [out]
+    replaced_hash = check_targets(data, targets, overwrite)
+    with output_lock(out):
+        model = load_prediction_model(model_uri)
+        parts = PartStore(out)
+        if restart:
             parts.remove()
-        raise
+        fresh = not parts.path.exists()
+        try:
+            dataset = open_data(data, model, parts.path, progress)
+            check_replaced_hash(out, replaced_hash, dataset.content_hash)
+            if evaluate:
+                _check_labels(dataset)
+            return _predict_and_write(data, out, model, parts, dataset, batch_size, chunk_size,
+                                      evaluate, progress, started)
+        except BaseException:
+            if fresh and not parts.parts():
+                parts.remove()
+            raise
+
+
+def _predict_and_write(data: Path, out: Path, model: PredictionModel, parts: PartStore,
+                       dataset: Dataset, batch_size: int, chunk_size: int, evaluate: bool,
+                       progress: bool, started: float) -> PredictionReport:
+    """Predict what the parts lack, then write the catalogue (and its Table 1) and remove
+    the parts."""
+    metadata = _provenance(model, dataset)
+    done = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
+                        "n_galaxies": len(dataset)})
+    loop_started = time.perf_counter()
+    _predict_into(parts, dataset, model, done, batch_size, chunk_size, progress)
+    predict_seconds = time.perf_counter() - loop_started
+    predictions = _in_catalogue_order(parts, dataset)
     report = PredictionReport(out=out, n_galaxies=len(dataset), n_resumed=done,
                               model_label=model.label, metadata=metadata, seconds=0.0,
                               predict_seconds=predict_seconds)

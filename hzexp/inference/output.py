@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from astropy.io import fits
 from astropy.table import Table
 
 from hzexp._io import atomic_file
@@ -58,15 +59,33 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     path = Path(path)
     if is_fits_output(path):
         table = Table.read(path, format="fits")
-        by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
-        metadata = {by_keyword[k]: str(v) for k, v in table.meta.items() if k in by_keyword}
         table.convert_bytestring_to_unicode()  # FITS strings (source_id) read back as bytes
-        return table.to_pandas(), metadata
+        return table.to_pandas(), _fits_provenance(table.meta)
     table = pq.read_table(path)
-    metadata = {k.decode()[len(PARQUET_PREFIX):]: v.decode()
-                for k, v in (table.schema.metadata or {}).items()
-                if k.decode().startswith(PARQUET_PREFIX)}
-    return table.to_pandas(), metadata
+    return table.to_pandas(), _parquet_provenance(table.schema.metadata)
+
+
+def read_provenance(path: str | Path) -> dict[str, str]:
+    """The provenance of the catalogue at `path` without reading its rows; empty for a file
+    that is not an hzexp catalogue (or not parquet/FITS at all)."""
+    path = Path(path)
+    try:
+        if is_fits_output(path):
+            return _fits_provenance(fits.getheader(path, 1))
+        return _parquet_provenance(pq.read_schema(path).metadata)
+    except (OSError, IndexError, ValueError, pa.ArrowException):
+        return {}
+
+
+def _fits_provenance(header) -> dict[str, str]:
+    by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
+    return {by_keyword[k]: str(v) for k, v in header.items() if k in by_keyword}
+
+
+def _parquet_provenance(schema_metadata: dict[bytes, bytes] | None) -> dict[str, str]:
+    return {k.decode()[len(PARQUET_PREFIX):]: v.decode()
+            for k, v in (schema_metadata or {}).items()
+            if k.decode().startswith(PARQUET_PREFIX)}
 
 
 def write_stats(table: pd.DataFrame, path: Path) -> None:

@@ -48,7 +48,7 @@ class PartStore:
                 raise PredictionError(
                     f"{self.path}: an unfinished prediction with another "
                     f"{', '.join(changed)} is here; rerun it with its arguments to resume, "
-                    "or restart to discard it")
+                    "or pass --restart to discard it")
             return self._contiguous_rows()
         for part in self.parts():
             part.unlink()

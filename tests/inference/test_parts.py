@@ -57,7 +57,7 @@ def test_a_resume_on_other_data_is_refused_until_restarted(champion, tmp_path, m
         predict_catalogue(champion["dataset"].path, out, chunk_size=CHUNK, progress=False)
     monkeypatch.undo()
     other = write_dataset(n=30)
-    with pytest.raises(PredictionError, match=r"another dataset_hash .*restart") as err:
+    with pytest.raises(PredictionError, match=r"another dataset_hash .*pass --restart") as err:
         predict_catalogue(other, out, progress=False)
     assert str(PartStore(out).path) in str(err.value) and "\n" not in str(err.value)
     report = predict_catalogue(other, out, progress=False, restart=True)
