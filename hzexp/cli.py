@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-name", default=None)
     train.add_argument("--kfold", type=int, default=0, metavar="K",
                        help="k-fold cross-validation (paper: 5) as K nested runs")
-    train.set_defaults(handler=_train, tensorflow=True)
+    train.set_defaults(handler=_train, keras_backend=True)
 
     search = commands.add_parser("search", help="Optuna search with nested MLflow runs; "
                                                 "registers the best model")
@@ -156,12 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="leave the registry alone (e.g. for all but one worker)")
     search.add_argument("--no-progress", action="store_true",
                         help="log lines per epoch and trial instead of progress bars")
-    search.set_defaults(handler=_search, tensorflow=True)
+    search.set_defaults(handler=_search, keras_backend=True)
 
     register = commands.add_parser("register", help="register the best trial of a finished "
                                                     "study as a new hybrid-z version")
     _study_arguments(register)
-    register.set_defaults(handler=_register, tensorflow=True)
+    register.set_defaults(handler=_register, keras_backend=True)
 
     ingest = commands.add_parser("ingest", help="KiDS DR4 tiles + KiDS-Bright catalogue "
                                                 "(+ GAMA spec-z) -> dataset directory")
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="labelled dataset directory")
     evaluate.add_argument("--name", default=None, help="sample label (default: directory name)")
     evaluate.add_argument("--out", default=None, help="also write the rows to this CSV")
-    evaluate.set_defaults(handler=_evaluate, tensorflow=True)
+    evaluate.set_defaults(handler=_evaluate, keras_backend=True)
 
     predict = commands.add_parser("predict", help="photo-z catalogue from a registered model "
                                                   "(streamed, resumable)")
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="replace an existing --out file that is not this command's own "
                               "output (never a file of the input dataset)")
     predict.add_argument("--no-progress", action="store_true")
-    predict.set_defaults(handler=_predict, tensorflow=True)
+    predict.set_defaults(handler=_predict, keras_backend=True)
 
     verify = commands.add_parser("verify", help="recompute a dataset directory's content hash "
                                                 "and compare it with its manifest")
@@ -253,17 +253,27 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in {"TF_CPP_MIN_LOG_LEVEL": "2", **_QUIET_MLFLOW}.items():
             os.environ.setdefault(name, value)
         warnings.showwarning = _show_warning_unless_notice
-        if getattr(args, "tensorflow", False):
+        if getattr(args, "keras_backend", False):
             with _native_start_up_hidden():
-                import tensorflow as tf
-
-                tf.config.list_physical_devices("GPU")
+                _start_backend()
     try:
         args.handler(args)
     except (ConfigError, DatasetError, PredictionError) as err:
         print(f"hzexp {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _start_backend() -> None:
+    """Import Keras and, on its TensorFlow backend, let TensorFlow find its devices, so that
+    their start-up lines come now, while they are held back. Another backend (JAX) runs
+    without TensorFlow installed."""
+    import keras
+
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
 
 
 def _show_warning_unless_notice(message, category, filename, lineno, file=None, line=None):

@@ -28,3 +28,23 @@ def test_a_bad_input_error_is_the_only_line_printed(tmp_path, smoke_pipeline):
                          "--space", str(space), "--storage", f"sqlite:///{tmp_path / 'o.db'}")
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"hzexp search: error: {space}: parameters.model.depth: value 6")
+
+
+def test_a_command_on_the_jax_backend_runs_without_tensorflow(tmp_path):
+    """`KERAS_BACKEND=jax` on a machine without TensorFlow (a GPU node with JAX only): the
+    CLI's start-up must not import it. TensorFlow is made unimportable in the child."""
+    data = tmp_path / "ds"
+    data.mkdir()
+    script = ("import sys; sys.modules['tensorflow'] = None\n"
+              "from hzexp.cli import main\n"
+              f"code = main(['predict', '--data', {str(data)!r}, '--out', "
+              f"{str(data / 'z.parquet')!r}])\n"
+              "assert 'tensorflow' not in [m for m in sys.modules if sys.modules[m]]\n"
+              "raise SystemExit(code)")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == (f"hzexp predict: error: {data / 'z.parquet'}: inside the "
+                                   f"input {data}; write the catalogue elsewhere (--overwrite "
+                                   "does not apply to the input)")

@@ -111,9 +111,13 @@ BASELINE_TRUSTED_TYPES = ["hzexp.evaluation.baselines.magnitude_features", "nump
 
 def log_baseline_model(model) -> str:
     """The magnitude-only MLP baseline (a scikit-learn pipeline on raw magnitudes), so an
-    external validation can compare against the baseline of the same run."""
-    info = mlflow.sklearn.log_model(model, name=BASELINE_ARTIFACT,
-                                    skops_trusted_types=BASELINE_TRUSTED_TYPES)
+    external validation can compare against the baseline of the same run. It carries hzexp's
+    code like the Hybrid-z model: its pipeline calls `magnitude_features`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.sklearn.log_model(model, name=BASELINE_ARTIFACT,
+                                        skops_trusted_types=BASELINE_TRUSTED_TYPES,
+                                        code_paths=[str(_package_copy(Path(tmp)))],
+                                        pip_requirements=model_requirements())
     mlflow.set_tag(BASELINE_URI_TAG, info.model_uri)
     return info.model_uri
 
