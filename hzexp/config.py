@@ -81,6 +81,12 @@ class ModelConfig:
     mag_units: tuple[int, ...] = (512, 256, 128, 64)
     mag_dropout: float = 0.2
     head_units: tuple[int, ...] = (512, 128, 32)
+    #: `point`: the paper's sigmoid z_phot trained with the Huber loss; `pdf`: a softmax
+    #: over `pdf_bins` equal redshift bins on [0, pdf_z_max] trained with the CRPS
+    #: (`hzexp.model.pdf`), whose median is z_phot.
+    output: Literal["point", "pdf"] = "point"
+    pdf_bins: int = 200
+    pdf_z_max: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class PipelineConfig:
             ("model.head_units", len(self.model.head_units) == 3, "needs 3 dense layers (paper)"),
             ("model.mag_units", len(self.model.mag_units) == 4,
              "needs 4 dense layers (batch norm and dropout follow the second)"),
+            ("model.pdf_bins", self.model.pdf_bins >= 2, "must be >= 2"),
+            ("model.pdf_z_max", self.model.pdf_z_max > 0, "must be > 0"),
             ("preprocess.cutout", 8 <= self.preprocess.cutout, "must be at least 8 px"),
             ("preprocess.shift_fraction", 0 <= self.preprocess.shift_fraction < 0.5,
              "must be in [0, 0.5)"),

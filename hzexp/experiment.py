@@ -25,13 +25,14 @@ from hzexp.data.pipeline import magnitudes, redshifts
 from hzexp.data.sources import resolve_dataset
 from hzexp.data.splits import kfold_assignments, split_table
 from hzexp.data.store import Dataset
-from hzexp.evaluation.baselines import fit_knn_baseline, fit_mlp_baseline
+from hzexp.evaluation.baselines import KnnPdfBaseline, fit_knn_baseline, fit_mlp_baseline
 from hzexp.evaluation.figures import nz_comparison
+from hzexp.evaluation.pdfs import PdfGrid, summaries
 from hzexp.evaluation.report import build_report
-from hzexp.evaluation.tables import photoz_table, subsample_metrics
+from hzexp.evaluation.tables import photoz_table, subsample_metrics, subsample_pdf_metrics
 from hzexp.inference import predict_dataset_rows
 from hzexp.inference.model import lookup_source
-from hzexp.training import TrainingResult, train
+from hzexp.training import TrainingResult, pdf_grid, train
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,11 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         frame = dataset.catalogue.iloc[rows].reset_index(drop=True)
         z_phot = {HYBRID_LABEL: result.predictions[evaluate_on]}
         metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL], prefix=prefix)
+        grid = pdf_grid(config.model)
+        pdfs = {HYBRID_LABEL: result.pdfs[evaluate_on]} if grid is not None else {}
+        if grid is not None:
+            metrics.update(subsample_pdf_metrics(frame, pdfs[HYBRID_LABEL], grid, prefix=prefix))
+            metrics.update(result.calibration)
         for name, baseline in fit_baselines(config, dataset, result.assignment).items():
             predicted = baseline.predict(magnitudes(dataset, rows)).astype(np.float64)
             z_phot[BASELINE_LABELS[name]] = predicted
@@ -110,8 +116,15 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
                                              prefix=prefix + BASELINE_PREFIXES[name]))
             if name == "mlp":
                 tracking.log_baseline_model(baseline)
+            if name == "knn" and grid is not None:
+                knn_pdfs = knn_pdf_baseline(baseline, dataset, result.assignment, grid)
+                pdfs[BASELINE_LABELS[name]] = knn_pdfs.predict_pdfs(magnitudes(dataset, rows),
+                                                                    grid)
+                metrics.update(subsample_pdf_metrics(frame, pdfs[BASELINE_LABELS[name]], grid,
+                                                     prefix=prefix + BASELINE_PREFIXES[name]))
+                metrics["baseline_knn_pdf_kernel_width"] = knn_pdfs.kernel_width
         metrics["epochs_run"] = result.epochs_run
-        table, figures = build_report(frame, z_phot, result.history)
+        table, figures = build_report(frame, z_phot, result.history, pdfs, grid)
         if result.smoothing is not None:
             metrics["nz_kept_fraction"] = result.smoothing.kept_fraction
             figures["nz_smoothing"] = smoothing_figure(dataset, result)
@@ -119,8 +132,10 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         tracking.log_frame(table, f"photoz_table_{evaluate_on}")
         tracking.log_parquet(split_table(dataset.catalogue["object_id"].to_numpy(),
                                          result.assignment), "split")
-        tracking.log_parquet(prediction_table(frame, source_ids(dataset)[rows], z_phot),
-                             f"predictions_{evaluate_on}")
+        hybrid_summaries = (summaries(pdfs[HYBRID_LABEL], grid) if grid is not None
+                            else None)
+        tracking.log_parquet(prediction_table(frame, source_ids(dataset)[rows], z_phot,
+                                              hybrid_summaries), f"predictions_{evaluate_on}")
         tracking.log_figures(figures)
         model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size)
         return TrainingOutcome(run_id=run.info.run_id, model_uri=model_uri,
@@ -128,14 +143,29 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
 
 
 def prediction_table(frame: pd.DataFrame, source_id: np.ndarray,
-                     z_phot: dict[str, np.ndarray]) -> pd.DataFrame:
+                     z_phot: dict[str, np.ndarray],
+                     hybrid_summaries: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per-galaxy `object_id, source_id, z_spec, masked` and each method's photo-z (`z_phot`,
-    `z_phot_mlp`, `z_phot_knn`): what the table was computed from, so a reader can bootstrap
-    its errors, cut samples of their own or join it back to the source catalogue."""
+    `z_phot_mlp`, `z_phot_knn`), and a PDF model's other summaries (`z_phot_mode`,
+    `z_phot_err`, `z_phot_lo68`, `z_phot_hi68`): what the table was computed from, so a
+    reader can bootstrap its errors, cut samples of their own or join it back to the source
+    catalogue."""
     table = frame[["object_id", "z_spec", "masked"]].reset_index(drop=True)
     table.insert(1, "source_id", source_id)
-    return table.assign(**{PREDICTION_COLUMNS[label]: np.asarray(values, dtype=np.float64)
-                           for label, values in z_phot.items()})
+    table = table.assign(**{PREDICTION_COLUMNS[label]: np.asarray(values, dtype=np.float64)
+                            for label, values in z_phot.items()})
+    if hybrid_summaries is not None:
+        table = table.assign(**{name: hybrid_summaries[name].to_numpy(dtype=np.float64)
+                                for name in hybrid_summaries if name != "z_phot"})
+    return table
+
+
+def knn_pdf_baseline(knn, dataset: Dataset, assignment: dict[str, np.ndarray],
+                     grid: PdfGrid) -> KnnPdfBaseline:
+    """ANNz2-like KNN PDFs on the kNN baseline, its kernel fitted on the validation split."""
+    val_rows = assignment["val"]
+    return KnnPdfBaseline(knn, redshifts(dataset, assignment["train"]),
+                          magnitudes(dataset, val_rows), redshifts(dataset, val_rows), grid)
 
 
 def smoothing_figure(dataset: Dataset, result: TrainingResult):

@@ -7,20 +7,22 @@ back everything they need to evaluate, log and register the run.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
-from hzexp.config import PipelineConfig, TrainingConfig
+from hzexp.config import ModelConfig, PipelineConfig, TrainingConfig
 from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, redshifts
 from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
+from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, fit_temperature, quantiles, temper
 from hzexp.model.devices import configure_precision, distribution_scope
 from hzexp.model.export import export_model
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
+from hzexp.model.pdf import CalibratedPdf
 from hzexp.model.preprocessing import fit_magnitude_standardiser
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainingResult:
     """A fitted run: the core network, the deployable model with its preprocessing, the
-    split used, the loss history and the Hybrid-z predictions on validation and test rows."""
+    split used, the loss history and the Hybrid-z predictions on validation and test rows
+    (z_phot; for a PDF model also its calibrated PDFs, the calibration's temperature and
+    what the calibration did to the validation split)."""
 
     core: keras.Model
     deployable: keras.Model
@@ -39,6 +43,20 @@ class TrainingResult:
     predictions: dict[str, np.ndarray]
     epochs_run: int
     smoothing: SmoothingResult | None = None
+    pdfs: dict[str, np.ndarray] = field(default_factory=dict)
+    calibration: dict[str, float] = field(default_factory=dict)
+
+
+def pdf_grid(model: ModelConfig) -> PdfGrid | None:
+    """The redshift grid of a PDF model's output; None for a point model."""
+    return PdfGrid(model.pdf_z_max, model.pdf_bins) if model.output == "pdf" else None
+
+
+def point_estimates(output: np.ndarray, grid: PdfGrid | None) -> np.ndarray:
+    """z_phot from the network's output: itself for a point model, the median of each PDF."""
+    if grid is None:
+        return np.asarray(output).reshape(-1).astype(np.float64)
+    return quantiles(output, grid, 0.5)
 
 
 def fit_scaling(dataset: Dataset, train_rows: np.ndarray) -> MagnitudeScaling:
@@ -56,28 +74,47 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: PipelineConfi
 
 def predict_rows(core: keras.Model, dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
                  scaling: MagnitudeScaling) -> np.ndarray:
-    """Core-model z_phot for catalogue rows, in the order of `rows`."""
+    """Core-model output for catalogue rows, in the order of `rows`: (N, 1) z_phot, or
+    (N, bins) PDFs."""
     batches = evaluation_batches(dataset, rows, config, scaling)
-    return core.predict(batches, verbose=0).reshape(-1).astype(np.float64)
+    return np.asarray(core.predict(batches, verbose=0), dtype=np.float64)
 
 
 class ValidationSMAD(keras.callbacks.Callback):
-    """Add `val_smad`, SMAD(Dz) on the validation split, to each epoch's logs.
+    """Add `val_smad`, SMAD(Dz) on the validation split, to each epoch's logs, and for a PDF
+    model `val_crps`, the mean CRPS of its PDFs there.
 
     Keras' validation loss cannot rank trials: its scale changes with the Huber delta being
     searched. SMAD(Dz) on the validation split is comparable across trials, so pruning and
     the per-epoch MLflow curves use it. Callbacks after this one in the list see the value.
     """
 
-    def __init__(self, batches, z_spec: np.ndarray) -> None:
+    def __init__(self, batches, z_spec: np.ndarray, grid: PdfGrid | None = None) -> None:
         super().__init__()
         self.batches = batches
         self.z_spec = z_spec
+        self.grid = grid
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        z_phot = self.model.predict(self.batches, verbose=0).reshape(-1)
+        output = self.model.predict(self.batches, verbose=0)
         if logs is not None:
-            logs["val_smad"] = smad(Dz(self.z_spec, z_phot))
+            logs["val_smad"] = smad(Dz(self.z_spec, point_estimates(output, self.grid)))
+            if self.grid is not None:
+                logs["val_crps"] = float(np.mean(crps(output, self.grid, self.z_spec)))
+
+
+def calibrate(val_pdfs: np.ndarray, z_val: np.ndarray, grid: PdfGrid
+              ) -> tuple[float, dict[str, float]]:
+    """The temperature that calibrates the PDFs, fitted on the validation split only, and
+    the validation CRPS and 68% coverage before and after it (logged with the run)."""
+    temperature = fit_temperature(val_pdfs, grid, z_val)
+    calibrated = temper(val_pdfs, grid, temperature)
+    return temperature, {
+        "pdf_temperature": temperature,
+        "calibration_val_crps_raw": float(np.mean(crps(val_pdfs, grid, z_val))),
+        "calibration_val_crps": float(np.mean(crps(calibrated, grid, z_val))),
+        "calibration_val_coverage_68_raw": coverage(val_pdfs, grid, z_val, 0.6827),
+        "calibration_val_coverage_68": coverage(calibrated, grid, z_val, 0.6827)}
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -132,7 +169,7 @@ def train(config: PipelineConfig, dataset: Dataset,
     scaling = fit_scaling(dataset, assignment["train"])
     with distribution_scope(config.training):
         core = build_hybrid_z(config.model, config.preprocess.cutout)
-        compile_hybrid_z(core, config.training)
+        compile_hybrid_z(core, config.training, config.model)
 
         def batches(split: str, training: bool):
             return make_dataset(dataset, assignment[split], config.preprocess, scaling,
@@ -140,8 +177,10 @@ def train(config: PipelineConfig, dataset: Dataset,
                                 chunk_size=config.training.chunk_size,
                                 training=training, seed=config.training.seed)
 
+        grid = pdf_grid(config.model)
+        z_val = redshifts(dataset, assignment["val"]).astype(np.float64)
         val_smad = ValidationSMAD(evaluation_batches(dataset, assignment["val"], config, scaling),
-                                  redshifts(dataset, assignment["val"]).astype(np.float64))
+                                  z_val, grid)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
                                              restore_best_weights=True)
         fitted = core.fit(batches("train", True), validation_data=batches("val", False),
@@ -150,10 +189,18 @@ def train(config: PipelineConfig, dataset: Dataset,
                                      *(callbacks or []), EpochLog()],
                           shuffle=False, verbose=0)  # the input pipeline shuffles itself
         history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
-        predictions = {split: predict_rows(core, dataset, assignment[split], config, scaling)
-                       for split in ("val", "test")}
+        outputs = {split: predict_rows(core, dataset, assignment[split], config, scaling)
+                   for split in ("val", "test")}
+        pdfs, calibration, calibrated_pdf = {}, {}, None
+        if grid is not None:
+            temperature, calibration = calibrate(outputs["val"], z_val, grid)
+            pdfs = {split: temper(output, grid, temperature) for split, output in outputs.items()}
+            outputs = pdfs
+            calibrated_pdf = CalibratedPdf(grid.z_max, temperature, name="z_pdf")
+        predictions = {split: point_estimates(output, grid) for split, output in outputs.items()}
         deployable = export_model(core, config.preprocess.cutout, dataset.stored_size,
-                                  scaling.fill, scaling.mean, scaling.scale)
+                                  scaling.fill, scaling.mean, scaling.scale, pdf=calibrated_pdf)
     return TrainingResult(core=core, deployable=deployable, assignment=assignment,
                           scaling=scaling, history=history, predictions=predictions,
-                          epochs_run=len(history.get("loss", [])), smoothing=smoothing)
+                          epochs_run=len(history.get("loss", [])), smoothing=smoothing,
+                          pdfs=pdfs, calibration=calibration)

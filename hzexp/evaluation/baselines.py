@@ -2,8 +2,9 @@
 
 They answer "what do the images add?": the paper compares Hybrid-z with ANNz2 on 9-band
 KiDS+VIKING magnitudes, and these are the reproducible stand-ins, an ANNz2-like MLP and a
-kNN regressor. Both are sklearn Pipelines taking the raw (N, 9) magnitude array, NaN allowed,
-so they can be logged and reloaded like any sklearn model.
+kNN regressor (both sklearn Pipelines taking the raw (N, 9) magnitude array, NaN allowed,
+so they can be logged and reloaded like any sklearn model), and for PDF models ANNz2's KNN
+PDFs built on the kNN regressor (`KnnPdfBaseline`).
 
 Predictions are returned raw, not clipped to Hybrid-z's sigmoid range (0, 1): a baseline that
 predicts z < 0 should be seen to do so in the metrics, not be quietly repaired.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+from scipy import optimize, stats
 from sklearn.impute import SimpleImputer
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
@@ -23,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from hzexp.evaluation._checks import finite_1d, same_length
 from hzexp.evaluation.metrics import Dz, smad
+from hzexp.evaluation.pdfs import PdfGrid, crps
 
 N_BANDS = 9  # u g r i Z Y J H Ks, in wavelength order so neighbours make colours
 
@@ -144,3 +147,50 @@ def fit_knn_baseline(
     ]
     scores = [smad(Dz(z_val, knn.predict(val_features))) for knn in fitted]
     return Pipeline([*preprocessing.steps, ("knn", fitted[int(np.argmin(scores))])])
+
+
+#: Galaxies per block when kNN PDFs are built (a block's neighbour array is block x k x bins).
+_KNN_PDF_BLOCK = 1024
+
+
+class KnnPdfBaseline:
+    """The probabilistic magnitude-only baseline: ANNz2's KNN idea. A galaxy's PDF is the
+    redshifts of its k nearest training neighbours in the kNN baseline's feature space,
+    weighted by inverse distance as that regressor weights them, each smoothed by a
+    Gaussian kernel whose width is fitted on the validation split (minimum mean CRPS).
+
+    `knn`: a pipeline from `fit_knn_baseline`; `z_train`: the redshifts it was fitted on.
+    """
+
+    def __init__(self, knn: Pipeline, z_train, z_val_mags, z_val, grid: PdfGrid,
+                 widths: tuple[float, float] = (1e-3, 0.2)) -> None:
+        self.knn, self.z_train = knn, finite_1d(z_train, "train z")
+        val_mags, z_val = _check_split(z_val_mags, z_val, "validation")
+        weights, neighbour_z = self._neighbours(val_mags)
+        result = optimize.minimize_scalar(
+            lambda log_width: float(np.mean(crps(
+                self._smoothed(weights, neighbour_z, grid, np.exp(log_width)), grid, z_val))),
+            bounds=np.log(widths), method="bounded", options={"xatol": 1e-2})
+        self.kernel_width = float(np.exp(result.x))
+
+    def _neighbours(self, mags) -> tuple[np.ndarray, np.ndarray]:
+        features = self.knn[:-1].transform(_magnitude_array(mags, "mags"))
+        distance, index = self.knn[-1].kneighbors(features)
+        weights = 1.0 / np.maximum(distance, 1e-12)
+        return weights / weights.sum(axis=1, keepdims=True), self.z_train[index]
+
+    @staticmethod
+    def _smoothed(weights, neighbour_z, grid: PdfGrid, width: float) -> np.ndarray:
+        pdfs = np.empty((len(weights), grid.n_bins))
+        for start in range(0, len(weights), _KNN_PDF_BLOCK):
+            block = slice(start, start + _KNN_PDF_BLOCK)
+            cdf = stats.norm.cdf((grid.edges - neighbour_z[block, :, None]) / width)
+            pdfs[block] = np.einsum("nk,nkb->nb", weights[block], np.diff(cdf, axis=2))
+        # mass beyond the grid is dropped; a PDF with none left on it falls back to its edge
+        empty = pdfs.sum(axis=1) <= 0
+        pdfs[empty, np.where(neighbour_z[empty, 0] > grid.z_max, grid.n_bins - 1, 0)] = 1.0
+        return pdfs / pdfs.sum(axis=1, keepdims=True)
+
+    def predict_pdfs(self, mags, grid: PdfGrid) -> np.ndarray:
+        """(N, bins) PDFs of raw magnitudes on `grid`."""
+        return self._smoothed(*self._neighbours(mags), grid, self.kernel_width)

@@ -306,8 +306,10 @@ def dz_histogram(
 def nz_comparison(
     z_spec, z_phots: Mapping[str, np.ndarray], bins: int = 60,
     z_range: tuple[float, float] | None = None,
+    stacked: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> go.Figure:
-    """Fig. 7: redshift distributions n(z) of z_spec and of each method's z_phot.
+    """Fig. 7: redshift distributions n(z) of z_spec and of each method's z_phot, and of
+    each method's stacked PDFs (`stacked`: label -> (z, unit-area density), dashed).
 
     Step histograms normalised to unit area over the full sample; `z_range` defaults to 0 to
     1.05 × the 99.9th percentile of all redshifts shown.
@@ -322,6 +324,9 @@ def nz_comparison(
         [
             _step_trace(z_spec, edges, "z_spec", line={"color": "black", "width": 2}),
             *(_step_trace(values, edges, f"z_phot ({label})") for label, values in checked.items()),
+            *(go.Scatter(x=z, y=density, mode="lines", line={"dash": "dash", "width": 2},
+                         name=f"stacked PDFs ({label})")
+              for label, (z, density) in (stacked or {}).items()),
         ]
     )
     fig.update_layout(

@@ -20,22 +20,34 @@ from hzexp.evaluation.figures import (
     zphot_vs_zspec,
 )
 from hzexp.evaluation.metrics import Dz
+from hzexp.evaluation.pdf_figures import coverage_curve, example_pdfs, pit_histogram, stacked_nz
+from hzexp.evaluation.pdfs import PdfGrid
 from hzexp.evaluation.tables import photoz_table
 
 
 def build_report(frame: pd.DataFrame, z_phots: Mapping[str, np.ndarray],
                  history: Mapping[str, Sequence[float]] | None = None,
+                 pdfs: Mapping[str, np.ndarray] | None = None, grid: PdfGrid | None = None,
                  ) -> tuple[pd.DataFrame, dict[str, go.Figure]]:
-    """Table 1 for every method and figures 3-7 (the first method is the main one)."""
+    """Table 1 for every method and figures 3-7 (the first method is the main one); with
+    `pdfs` (methods' PDFs on `grid`) also Table 1's PDF columns, the PIT histogram, the
+    coverage curve, example PDFs of the main method and the stacked n(z)."""
     main = next(iter(z_phots))
     z_spec = frame["z_spec"].to_numpy(dtype=float)
+    pdfs = dict(pdfs or {})
     figures = {
         "zphot_vs_zspec": zphot_vs_zspec(z_spec, z_phots[main]),
         "residuals": residual_panels(frame, z_phots[main]),
         "dz_histogram": dz_histogram({label: Dz(z_spec, z) for label, z in z_phots.items()}),
-        "nz": nz_comparison(z_spec, z_phots),
+        "nz": nz_comparison(z_spec, z_phots, stacked={label: stacked_nz(pdf, grid)
+                                                      for label, pdf in pdfs.items()}),
     }
+    if pdfs:
+        figures["pit_histogram"] = pit_histogram(pdfs, grid, z_spec)
+        figures["coverage"] = coverage_curve(pdfs, grid, z_spec)
+        if main in pdfs:
+            figures["example_pdfs"] = example_pdfs(pdfs[main], grid, z_spec)
     curves = {k: v for k, v in (history or {}).items() if k in ("loss", "val_loss") and v}
     if curves:
         figures["loss_curves"] = loss_curves(curves)
-    return photoz_table(frame, z_phots), figures
+    return photoz_table(frame, z_phots, pdfs=pdfs, grid=grid), figures

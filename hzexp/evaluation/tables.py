@@ -13,6 +13,7 @@ import pandas as pd
 
 from hzexp.evaluation._checks import finite_1d, require_columns, same_length
 from hzexp.evaluation.metrics import point_metrics
+from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, pdf_metrics
 
 REQUIRED_COLUMNS = ("z_spec", "masked", "galaxy_type", "mag_r_auto")
 #: r_auto bin edges (mag): KiDS-Bright is flux-limited at r < 20.
@@ -21,6 +22,10 @@ DEFAULT_R_EDGES = tuple(np.round(np.arange(14.0, 20.01, 0.5), 2))
 DEFAULT_ZPHOT_EDGES = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))
 #: Metric keys logged per subsample (DESIGN.md "final test metrics").
 LOGGED_KEYS = ("bias_mean", "dz_mean", "sigma_dz", "smad_dz", "outlier_frac", "r2")
+#: Table 1's columns for methods with PDFs (NaN for the others).
+PDF_TABLE_COLUMNS = ("crps", "coverage_68", "coverage_95")
+#: The smallest sample whose PDF metrics are logged.
+MIN_PDF_SAMPLE = 10
 TABLE_COLUMNS = (
     "sample",
     "method",
@@ -65,8 +70,17 @@ def _bins(values: np.ndarray, edges: Sequence[float], name: str, decimals: int):
     ]
 
 
-def _table_row(sample: str, method: str, z_spec: np.ndarray, z_phot: np.ndarray) -> dict:
+def _table_row(sample: str, method: str, z_spec: np.ndarray, z_phot: np.ndarray,
+               pdf: tuple[np.ndarray, PdfGrid] | None = None) -> dict:
+    """One row; with `pdf` (the method's PDFs of these galaxies and their grid) also the
+    PDF columns, else those are NaN (a method without PDFs, or a table without them)."""
     stats = point_metrics(z_spec, z_phot)
+    pdf_columns = {name: np.nan for name in PDF_TABLE_COLUMNS}
+    if pdf is not None:
+        pdfs, grid = pdf
+        pdf_columns = {"crps": float(np.mean(crps(pdfs, grid, z_spec))),
+                       "coverage_68": coverage(pdfs, grid, z_spec, 0.6827),
+                       "coverage_95": coverage(pdfs, grid, z_spec, 0.9545)}
     return {
         "sample": sample,
         "method": method,
@@ -78,6 +92,7 @@ def _table_row(sample: str, method: str, z_spec: np.ndarray, z_phot: np.ndarray)
         "sigma_Dz": stats["sigma_dz"],
         "smad_Dz": stats["smad_dz"],
         "outlier_frac": stats["outlier_frac"],
+        **pdf_columns,
     }
 
 
@@ -86,8 +101,12 @@ def photoz_table(
     methods: Mapping[str, np.ndarray],
     r_edges: Sequence[float] = DEFAULT_R_EDGES,
     zphot_edges: Sequence[float] = DEFAULT_ZPHOT_EDGES,
+    pdfs: Mapping[str, np.ndarray] | None = None,
+    grid: PdfGrid | None = None,
 ) -> pd.DataFrame:
-    """Table 1 of the paper, extended with bins of r_auto and of z_phot.
+    """Table 1 of the paper, extended with bins of r_auto and of z_phot, and with the PDF
+    columns `crps, coverage_68, coverage_95` when `pdfs` maps methods (a subset of
+    `methods`) to their PDFs on `grid`.
 
     `frame` holds the test galaxies (columns `z_spec`, `masked`, `galaxy_type`,
     `mag_r_auto`); `methods` maps a method label to its z_phot array aligned with `frame`.
@@ -99,13 +118,19 @@ def photoz_table(
     """
     z_phots = _check_frame(frame, methods)
     z_spec = frame["z_spec"].to_numpy(dtype=float)
+    pdfs = dict(pdfs or {})
+
+    def row(sample: str, method: str, selected: np.ndarray) -> dict:
+        pdf = (pdfs[method][selected], grid) if method in pdfs else None
+        return _table_row(sample, method, z_spec[selected], z_phots[method][selected], pdf)
+
     shared_samples = list(_subsamples(frame).items()) + _bins(
         frame["mag_r_auto"].to_numpy(dtype=float), r_edges, "r", decimals=1
     )
     rows = [
-        _table_row(sample, method, z_spec[selected], z_phot[selected])
+        row(sample, method, selected)
         for sample, selected in shared_samples
-        for method, z_phot in z_phots.items()
+        for method in z_phots
         if selected.any()
     ]
     zphot_bins_by_method = {
@@ -113,11 +138,30 @@ def photoz_table(
         for method, z_phot in z_phots.items()
     }
     for index in range(len(zphot_edges) - 1):
-        for method, z_phot in z_phots.items():
+        for method in z_phots:
             sample, selected = zphot_bins_by_method[method][index]
             if selected.any():
-                rows.append(_table_row(sample, method, z_spec[selected], z_phot[selected]))
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+                rows.append(row(sample, method, selected))
+    columns = [*TABLE_COLUMNS, *PDF_TABLE_COLUMNS] if pdfs else list(TABLE_COLUMNS)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def subsample_pdf_metrics(frame: pd.DataFrame, pdf, grid: PdfGrid,
+                          prefix: str = "") -> dict[str, float]:
+    """The PDF metrics (`pdfs.pdf_metrics`) of the same samples as `subsample_metrics`, with
+    the same keys (`crps`, `clean_pit_ks`, `baseline_knn_coverage_68`, ...). A sample of
+    fewer than `MIN_PDF_SAMPLE` galaxies is left out: its PIT statistics would be noise."""
+    require_columns(frame, REQUIRED_COLUMNS)
+    pdf = np.asarray(pdf)
+    same_length(frame=frame, pdf=pdf)
+    z_spec = frame["z_spec"].to_numpy(dtype=float)
+    metrics: dict[str, float] = {}
+    for sample, selected in _subsamples(frame).items():
+        if selected.sum() >= MIN_PDF_SAMPLE:
+            key_prefix = prefix if sample == "all" else f"{prefix}{sample}_"
+            metrics.update({f"{key_prefix}{name}": value for name, value
+                            in pdf_metrics(pdf[selected], grid, z_spec[selected]).items()})
+    return metrics
 
 
 def subsample_metrics(frame: pd.DataFrame, z_phot, prefix: str = "") -> dict[str, float]:

@@ -30,7 +30,7 @@ from hzexp.evaluation.tables import photoz_table, subsample_metrics
 from hzexp.inference.errors import PredictionError
 from hzexp.inference.model import PredictionModel, load_prediction_model
 from hzexp.inference.output import (
-    OUTPUT_COLUMNS,
+    catalogue_columns,
     read_predictions,
     stats_path,
     write_catalogue,
@@ -182,10 +182,10 @@ def _predict_into(parts: PartStore, dataset: Dataset, model: PredictionModel, st
               smoothing=0.1, disable=not progress) as bar:
         try:
             for chunk in prefetched_chunks(dataset, start, chunk_size):
-                z_phot = model.predict(chunk.images, chunk.mags, batch_size)
+                estimates = model.predict(chunk.images, chunk.mags, batch_size)
                 parts.write(chunk.start, chunk.rows.loc[:, ["object_id", "ra", "dec"]]
-                            .assign(z_phot=z_phot.astype(np.float32)))
-                bar.update(len(z_phot))
+                            .assign(**{c: estimates[c].to_numpy() for c in estimates}))
+                bar.update(len(estimates))
         except DatasetError as err:
             raise PredictionError(str(err)) from None
 
@@ -206,14 +206,21 @@ def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:
         predictions.insert(1, "source_id", source_ids(dataset))
     except DatasetError as err:
         raise PredictionError(str(err)) from None
-    return predictions.loc[:, list(OUTPUT_COLUMNS)]
+    return predictions.loc[:, catalogue_columns(predictions)]
 
 
 def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,
                          chunk_size: int = 2048) -> np.ndarray:
     """z_phot of catalogue rows `rows` (in that order) from a pyfunc model."""
     rows = np.asarray(rows, dtype=np.int64)
-    out = [np.asarray(model.predict({"image": dataset.read_images(part),
-                                     "mags": magnitudes(dataset, part)})).reshape(-1)
+    out = [_z_phot(model.predict({"image": dataset.read_images(part),
+                                  "mags": magnitudes(dataset, part)}))
            for part in np.array_split(rows, max(1, -(-len(rows) // chunk_size)))]
     return np.concatenate(out).astype(np.float64) if out else np.empty(0)
+
+
+def _z_phot(prediction) -> np.ndarray:
+    """z_phot from a pyfunc's answer: the array itself, or a PDF model's `z_phot` column."""
+    if isinstance(prediction, pd.DataFrame):
+        return prediction["z_phot"].to_numpy()
+    return np.asarray(prediction).reshape(-1)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from hzexp import tracking
+from hzexp.evaluation.pdfs import SUMMARY_COLUMNS
 from hzexp.inference.errors import PredictionError
 from hzexp.model.preprocessing import CentreCrop, centre_crop
 
@@ -47,10 +49,20 @@ class PredictionModel:
                 f"{where}: images are {stamp_size} px but model {self.label} "
                 f"({self.source.uri}) crops {self.cutout} px cutouts from them")
 
-    def predict(self, images: np.ndarray, mags: np.ndarray, batch_size: int) -> np.ndarray:
-        """float32 z_phot for raw stamps of any size >= the cutout and raw magnitudes."""
+    @property
+    def estimate_columns(self) -> tuple[str, ...]:
+        """What the model gives per galaxy: `z_phot`, or a PDF model's `SUMMARY_COLUMNS`."""
+        return ("z_phot",) if self.pyfunc.pdf_grid is None else SUMMARY_COLUMNS
+
+    def predict(self, images: np.ndarray, mags: np.ndarray, batch_size: int) -> pd.DataFrame:
+        """float32 `estimate_columns` for raw stamps of any size >= the cutout and raw
+        magnitudes."""
         self.pyfunc.batch_size = batch_size
-        return self.pyfunc.predict(None, {"image": self.to_model_frame(images), "mags": mags})
+        estimates = self.pyfunc.predict(None, {"image": self.to_model_frame(images),
+                                               "mags": mags})
+        if isinstance(estimates, pd.DataFrame):
+            return estimates
+        return pd.DataFrame({"z_phot": np.asarray(estimates, dtype=np.float32)})
 
     def to_model_frame(self, images: np.ndarray) -> np.ndarray:
         """Stamps of another stored size put on the model's input grid, crop unchanged.

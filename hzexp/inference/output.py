@@ -20,7 +20,10 @@ from astropy.table import Table
 from hzexp._io import atomic_file
 
 #: `source_id`: the galaxy's ID in its source catalogue (`hzexp.data.kids.ids.source_ids`).
-OUTPUT_COLUMNS = ("object_id", "source_id", "ra", "dec", "z_phot")
+ID_COLUMNS = ("object_id", "source_id", "ra", "dec")
+#: A point model's catalogue; a PDF model's has its summaries after `z_phot`
+#: (`hzexp.evaluation.pdfs.SUMMARY_COLUMNS`).
+OUTPUT_COLUMNS = (*ID_COLUMNS, "z_phot")
 PARQUET_PREFIX = "hzexp."
 FITS_KEYWORDS = {"model_uri": "MODELURI", "model_name": "MODELNAM", "model_version": "MODELVER",
                  "model_run_id": "MODELRUN", "dataset_hash": "DATAHASH",
@@ -36,12 +39,18 @@ def stats_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_stats.csv")
 
 
+def catalogue_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of `frame` a catalogue holds, in order: the IDs, then the estimates
+    (`z_phot` and, from a PDF model, its other summaries)."""
+    return [*ID_COLUMNS, *(c for c in frame.columns if c.startswith("z_phot"))]
+
+
 def write_catalogue(frame: pd.DataFrame, out: Path, metadata: dict[str, str]) -> None:
-    """Write `frame` (OUTPUT_COLUMNS) to `out`: FITS if it ends in .fits, else parquet.
+    """Write `frame` (`catalogue_columns`) to `out`: FITS if it ends in .fits, else parquet.
 
     `metadata` keys are those of `FITS_KEYWORDS`.
     """
-    frame = frame.loc[:, list(OUTPUT_COLUMNS)]
+    frame = frame.loc[:, catalogue_columns(frame)]
     with atomic_file(out) as tmp:
         if is_fits_output(out):
             table = Table.from_pandas(frame)

@@ -1,4 +1,4 @@
-"""The Hybrid-z network: Inception module, builder, loss and R2 metric, preprocessing, export.
+"""The Hybrid-z network: Inception module, builder, losses, R2, PDF head, preprocessing, export.
 
 Importing this package registers the custom layers, loss and metric with Keras
 (package "hzexp"), which `keras.models.load_model` needs to read a saved model.
@@ -9,6 +9,7 @@ from hzexp.model.export import export_model
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
+from hzexp.model.pdf import BinnedCRPS, CalibratedPdf
 from hzexp.model.preprocessing import (
     CentreCrop,
     MagnitudeStandardiser,
@@ -20,7 +21,8 @@ from hzexp.model.preprocessing import (
 )
 
 __all__ = [
-    "CentreCrop", "Huber", "MagnitudeStandardiser", "MinMaxNormalise", "R2", "build_hybrid_z",
+    "BinnedCRPS", "CalibratedPdf", "CentreCrop", "Huber", "MagnitudeStandardiser",
+    "MinMaxNormalise", "R2", "build_hybrid_z",
     "centre_crop", "compile_hybrid_z", "configure_precision", "distribution_scope", "export_model",
     "fit_magnitude_standardiser", "minmax_normalise", "standardise_magnitudes",
 ]

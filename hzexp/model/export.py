@@ -10,26 +10,32 @@ from __future__ import annotations
 import keras
 
 from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
+from hzexp.model.pdf import CalibratedPdf
 from hzexp.model.preprocessing import CentreCrop, MagnitudeStandardiser, MinMaxNormalise
 
 
 def export_model(core: keras.Model, cutout: int, stored_size: int, fill, mean,
-                 scale) -> keras.Model:
+                 scale, pdf: CalibratedPdf | None = None) -> keras.Model:
     """Wrap `core` (from `build_hybrid_z`) with crop -> min-max and the NaN-filling scaler.
 
     Inputs: `image` (stored_size, stored_size, 4) raw fluxes and `mags` (9,) raw AB
-    magnitudes (NaN allowed); output `z_phot` (N, 1). The core's weights are shared, not
-    copied. `fill, mean, scale` come from `fit_magnitude_standardiser` on the training split.
+    magnitudes (NaN allowed); output `z_phot` (N, 1), or for a PDF core `z_pdf` (N, bins)
+    through `pdf`, its calibration. The core's weights are shared, not copied.
+    `fill, mean, scale` come from `fit_magnitude_standardiser` on the training split.
     """
     core_cutout = core.get_layer("image").output.shape[1]
     if core_cutout != cutout:
         raise ValueError(f"the core was built for {core_cutout} px cutouts, not {cutout} px")
     if stored_size < cutout:
         raise ValueError(f"cutout {cutout} px is larger than the stored {stored_size} px images")
+    if (pdf is not None) != (core.output.shape[-1] > 1):
+        raise ValueError("a PDF core is exported with its calibration, a point core without")
     image = keras.Input((stored_size, stored_size, len(IMAGE_BANDS)), name="image")
     mags = keras.Input((len(MAG_BANDS),), name="mags")
     x = MinMaxNormalise(name="minmax_normalise")(CentreCrop(cutout, name="centre_crop")(image))
     m = MagnitudeStandardiser(fill, mean, scale, name="standardise_magnitudes")(mags)
+    if pdf is not None:
+        return keras.Model([image, mags], pdf(core([x, m])), name=f"{core.name}_export")
     # A float32 identity names the output `z_phot` for signatures and keeps it float32
     # under a mixed_float16 policy.
     z_phot = keras.layers.Identity(dtype="float32", name="z_phot")(core([x, m]))

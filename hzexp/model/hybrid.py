@@ -15,6 +15,7 @@ from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
 from hzexp.model.inception import conv_relu, inception_module, scale_filters
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
+from hzexp.model.pdf import BinnedCRPS
 
 
 def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
@@ -50,6 +51,10 @@ def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
     for i, units in enumerate(model.head_units, start=1):
         h = _dense_relu(h, units, f"head_dense_{i}")
     # float32 output under mixed_float16: the sigmoid saturates early in half precision.
+    if model.output == "pdf":
+        z_pdf = keras.layers.Dense(model.pdf_bins, activation="softmax", dtype="float32",
+                                   name="z_pdf")(h)
+        return keras.Model([image, mags], z_pdf, name="hybrid_z")
     z_phot = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="z_phot")(h)
     return keras.Model([image, mags], z_phot, name="hybrid_z")
 
@@ -59,17 +64,22 @@ def _dense_relu(x, units: int, name: str):
                               name=name)(x)
 
 
-def compile_hybrid_z(model: keras.Model, training: TrainingConfig) -> None:
-    """Compile in place: Adam, Huber loss (robust to catastrophic outliers), mae/mse/r2.
+def compile_hybrid_z(model: keras.Model, training: TrainingConfig,
+                     architecture: ModelConfig | None = None) -> None:
+    """Compile in place: Adam, Huber loss (robust to catastrophic outliers), mae/mse/r2;
+    for a PDF output (`architecture.output == "pdf"`) the binned CRPS and no point metrics (the
+    training's `val_smad` and `val_crps` callbacks judge its median and its PDFs).
 
-    The loss and metric are the registered `hzexp` versions, so a checkpoint saved to
+    The losses and metric are the registered `hzexp` versions, so a checkpoint saved to
     `.keras` reloads with the same delta and keeps reporting `r2`.
 
     XLA stays off unless asked for: on the 2-core CPU it made a step ~3x slower.
     """
+    pdf = architecture is not None and architecture.output == "pdf"
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=training.learning_rate),
-        loss=Huber(delta=training.huber_delta),
-        metrics=["mae", "mse", R2()],
+        loss=(BinnedCRPS(architecture.pdf_z_max, architecture.pdf_bins) if pdf
+              else Huber(delta=training.huber_delta)),
+        metrics=[] if pdf else ["mae", "mse", R2()],
         jit_compile=training.jit_compile,
     )

@@ -21,11 +21,14 @@ import keras
 import mlflow
 import mlflow.sklearn
 import numpy as np
+import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Schema, TensorSpec
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from packaging.requirements import Requirement
 
 from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, physical_magnitudes
+from hzexp.evaluation.pdfs import SUMMARY_COLUMNS, PdfGrid, summaries
+from hzexp.model.pdf import CalibratedPdf
 
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
@@ -33,14 +36,25 @@ PACKAGE_DIR = Path(__file__).parents[1]
 PYFUNC_ENTRY = PACKAGE_DIR / "resources" / "pyfunc_model.py"
 
 
-def model_signature(stored_size: int) -> ModelSignature:
-    """Named two-input signature on raw dataset rows: uncropped images and raw magnitudes."""
+def model_signature(stored_size: int, pdf: bool = False) -> ModelSignature:
+    """Named two-input signature on raw dataset rows: uncropped images and raw magnitudes.
+    The output is `z_phot`, or for a PDF model a table of its summaries (`SUMMARY_COLUMNS`)."""
     inputs = Schema([
         TensorSpec(np.dtype(np.float32), (-1, stored_size, stored_size, len(IMAGE_BANDS)), "image"),
         TensorSpec(np.dtype(np.float32), (-1, len(MAG_COLUMNS)), "mags"),
     ])
-    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1,), "z_phot")])
+    outputs = (Schema([ColSpec("float", name) for name in SUMMARY_COLUMNS]) if pdf
+               else Schema([TensorSpec(np.dtype(np.float32), (-1,), "z_phot")]))
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def pdf_grid_of(model: keras.Model) -> PdfGrid | None:
+    """The redshift grid of a deployable PDF model (its `CalibratedPdf` output carries
+    z_max, its width the number of bins); None for a point model."""
+    layer = model.layers[-1]
+    if not isinstance(layer, CalibratedPdf):
+        return None
+    return PdfGrid(layer.z_max, int(model.output.shape[-1]))
 
 
 class HybridZPyfunc(mlflow.pyfunc.PythonModel):
@@ -53,19 +67,29 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
     batch_size = 1024
 
     def load_context(self, context) -> None:
-        import hzexp.model.preprocessing  # noqa: F401  registers the custom layers
+        import hzexp.model  # noqa: F401  registers the custom layers
 
         self.model = keras.saving.load_model(context.artifacts["keras_model"])
+        self.pdf_grid = pdf_grid_of(self.model)
 
-    def predict(self, context, model_input, params=None) -> np.ndarray:
-        """z_phot of raw rows; magnitudes outside the physical range (KiDS 99 / -99) are
-        missing, as in the dataset reader, so a REST client gets the catalogue's answer."""
-        images = np.asarray(model_input["image"], dtype=np.float32)
-        mags = physical_magnitudes(model_input["mags"])
+    def predict(self, context, model_input, params=None) -> np.ndarray | pd.DataFrame:
+        """z_phot of raw rows, or for a PDF model a DataFrame of its summaries
+        (`SUMMARY_COLUMNS`, z_phot the median); magnitudes outside the physical range (KiDS
+        99 / -99) are missing, as in the dataset reader, so a REST client gets the
+        catalogue's answer."""
+        output = self.predict_output(model_input["image"], model_input["mags"])
+        if self.pdf_grid is not None:
+            return summaries(output, self.pdf_grid)
+        return output.reshape(-1)
+
+    def predict_output(self, images, mags) -> np.ndarray:
+        """The network's float32 output for raw rows: (N, 1) z_phot or (N, bins) PDFs."""
+        images = np.asarray(images, dtype=np.float32)
+        mags = physical_magnitudes(mags)
         out = [self.model.predict_on_batch({"image": images[i:i + self.batch_size],
                                             "mags": mags[i:i + self.batch_size]})
                for i in range(0, len(images), self.batch_size)]
-        return np.concatenate([np.asarray(o).reshape(-1) for o in out]).astype(np.float32)
+        return np.concatenate([np.asarray(o, dtype=np.float32) for o in out])
 
 
 def model_requirements() -> list[str]:
@@ -98,7 +122,8 @@ def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
             name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY),
             artifacts={"keras_model": str(keras_path)},
             code_paths=[str(_package_copy(Path(tmp)))],
-            signature=model_signature(stored_size), pip_requirements=model_requirements())
+            signature=model_signature(stored_size, pdf=pdf_grid_of(deployable) is not None),
+            pip_requirements=model_requirements())
     return info.model_uri
 
 
