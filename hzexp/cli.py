@@ -78,7 +78,8 @@ def _predict(args: argparse.Namespace) -> None:
     report = predict_catalogue(args.data, args.out, model_uri=args.model_uri,
                                batch_size=args.batch_size, chunk_size=args.chunk_size,
                                evaluate=args.evaluate, progress=not args.no_progress,
-                               restart=args.restart, overwrite=args.overwrite)
+                               restart=args.restart, overwrite=args.overwrite,
+                               pdf_out=args.pdf_out)
     print(report.summary())
 
 
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write Table 1 against z_spec to <out stem>_stats.csv")
     predict.add_argument("--restart", action="store_true",
                          help="discard an unfinished run's parts instead of resuming it")
+    predict.add_argument("--pdf-out", default=None, metavar="FILE",
+                         help="a PDF model's PDFs of every galaxy, as a qp HDF5 file")
     predict.add_argument("--overwrite", action="store_true",
                          help="replace an existing --out file that is not this command's own "
                               "output (never a file of the input dataset)")

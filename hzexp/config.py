@@ -350,6 +350,10 @@ class StudyConfig:
     """
 
     sampler_seed: int = 42
+    #: What trials are ranked (and pruned) by: `val_smad`, the validation SMAD(Dz) of z_phot,
+    #: or `val_crps`, the validation CRPS of a PDF model's PDFs (`model.output: pdf`).
+    #: The registry compares versions by validation SMAD(Dz) either way.
+    objective: Literal["val_smad", "val_crps"] = "val_smad"
     pruner: Literal["median", "percentile", "hyperband", "none"] = "median"
     startup_trials: int = 3
     warmup_epochs: int = 2

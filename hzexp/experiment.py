@@ -109,6 +109,9 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         if grid is not None:
             metrics.update(subsample_pdf_metrics(frame, pdfs[HYBRID_LABEL], grid, prefix=prefix))
             metrics.update(result.calibration)
+            metrics.update(result.coverage.rule())
+            metrics[f"{prefix}in_train_coverage_frac"] = float(np.mean(
+                result.coverage.flags(magnitudes(dataset, rows))))
         for name, baseline in fit_baselines(config, dataset, result.assignment).items():
             predicted = baseline.predict(magnitudes(dataset, rows)).astype(np.float64)
             z_phot[BASELINE_LABELS[name]] = predicted
@@ -137,7 +140,8 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         tracking.log_parquet(prediction_table(frame, source_ids(dataset)[rows], z_phot,
                                               hybrid_summaries), f"predictions_{evaluate_on}")
         tracking.log_figures(figures)
-        model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size)
+        model_uri = tracking.log_deployable_model(result.deployable, dataset.stored_size,
+                                                  result.coverage)
         return TrainingOutcome(run_id=run.info.run_id, model_uri=model_uri,
                                evaluated_on=evaluate_on, metrics=metrics, result=result)
 

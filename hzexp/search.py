@@ -53,8 +53,13 @@ from hzexp.workers import Worker
 log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
-OBJECTIVE = "val_smad_dz"
-PRUNING_MONITOR = "val_smad"
+#: For each `study.objective`: (the trial run's metric returned to Optuna, the per-epoch
+#: metric the pruner watches).
+OBJECTIVES = {"val_smad": ("val_smad_dz", "val_smad"), "val_crps": ("val_crps", "val_pdf_crps")}
+OBJECTIVE_LABELS = {"val_smad": "validation SMAD(Dz)", "val_crps": "validation CRPS"}
+#: What the registry compares versions by, whatever the objective (a trial user attribute).
+REGISTRY_METRIC = "val_smad_dz"
+PROGRESS_MONITOR = "val_smad"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Trials that will count once done: a worker starts a trial only while these are fewer than
 #: --n-trials, so two workers do not both start the last one.
@@ -81,12 +86,14 @@ class SearchOutcome:
     best_value: float | None
     best_params: dict[str, Any]
     registration: tracking.Registration | None
+    objective: str = "val_smad"
 
     def summary(self) -> str:
         lines = [f"study {self.study_name}: {self.n_finished} finished trials, "
                  f"parent run {self.parent_run_id}"]
         if self.best_value is not None:
-            lines.append(f"best validation SMAD(Dz) {self.best_value:.4f} with {self.best_params}")
+            label = OBJECTIVE_LABELS[self.objective]
+            lines.append(f"best {label} {self.best_value:.4f} with {self.best_params}")
         if self.registration:
             lines.append(self.registration.summary())
         return "\n".join(lines)
@@ -228,8 +235,8 @@ class TrialProgress(keras.callbacks.Callback):
         self.bar.reset(total=self.params["epochs"])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs and PRUNING_MONITOR in logs:
-            self.bar.set_postfix_str(f"val SMAD {logs[PRUNING_MONITOR]:.4f}")
+        if logs and PROGRESS_MONITOR in logs:
+            self.bar.set_postfix_str(f"val SMAD {logs[PROGRESS_MONITOR]:.4f}")
         self.bar.update(1)
 
     def close(self) -> None:
@@ -271,8 +278,13 @@ def check_space(base: PipelineConfig, space: SearchSpace, stored_size: int | Non
     Each end of every range and every choice is applied to the base pipeline and validated
     by the rules a pipeline file obeys (`PipelineConfig.validate`); the rules are bounds, so
     valid ends make the whole range valid. Without this a bad range (depth 6-7, a negative
-    batch size) is accepted and crashes the first trial that draws it.
+    batch size) is accepted and crashes the first trial that draws it. A CRPS objective
+    needs PDFs: a pipeline whose model gives points is refused for it.
     """
+    if (space.study.objective == "val_crps" and base.model.output != "pdf"
+            and "model.output" not in space.parameters):
+        raise ConfigError(f"study.objective = 'val_crps': needs PDFs, but the pipeline's "
+                          f"model.output is {base.model.output!r} (use model.output: pdf)")
     for key, spec in space.parameters.items():
         if spec.type == "categorical":
             values = list(spec.choices)
@@ -289,18 +301,20 @@ def check_space(base: PipelineConfig, space: SearchSpace, stored_size: int | Non
 
 def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, study_name: str,
                    parent_run_id: str, progress: bool = False):
-    """The trial objective: a nested tracked training run scored by validation SMAD(Dz).
+    """The trial objective: a nested tracked training run scored by validation SMAD(Dz), or
+    by the validation CRPS of its PDFs (`study.objective`).
 
     Each trial first records which worker runs it (WORKER_ATTR), so that a rerun can tell
     at once when that worker is gone and what it left running in MLflow.
     """
     worker = Worker.current().record()
+    objective_metric, pruning_monitor = OBJECTIVES[space.study.objective]
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER_ATTR, {**worker, "trial": trial.number,
                                           "parent_run_id": parent_run_id})
         config = trial_config(base, suggest_overrides(trial, space))
-        pruning = TFKerasPruningCallback(trial, PRUNING_MONITOR)
+        pruning = TFKerasPruningCallback(trial, pruning_monitor)
         recorder = tracking.ActiveRunRecorder()
         bar = TrialProgress(trial.number, progress)
         tags = {tracking.STUDY_TAG: study_name, "optuna.trial": str(trial.number)}
@@ -320,8 +334,9 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
             bar.close()
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
         trial.set_user_attr("model_uri", outcome.model_uri)
+        trial.set_user_attr(REGISTRY_METRIC, outcome.metrics[REGISTRY_METRIC])
         tracking.mark_trial_run(outcome.run_id, "COMPLETE")
-        return outcome.metrics[OBJECTIVE]
+        return outcome.metrics[objective_metric]
 
     return objective
 
@@ -359,11 +374,13 @@ def register_best(study: optuna.Study, base: PipelineConfig, dataset: Dataset,
         return None
     config = trial_config(base, best.params)
     test_metrics = evaluate_on_test(best.user_attrs["model_uri"], config, dataset)
+    # trials of studies from before the CRPS objective hold their SMAD as the value only
+    val_smad = best.user_attrs.get(REGISTRY_METRIC, best.value)
     tags = {"study": study.study_name, "trial": str(best.number),
-            "val_smad_dz": f"{best.value:.6g}", "dataset_hash": dataset.content_hash,
+            "val_smad_dz": f"{val_smad:.6g}", "dataset_hash": dataset.content_hash,
             "search_space": Path(space_file).name,
             **{k: f"{v:.6g}" for k, v in test_metrics.items()}}
-    return tracking.register_model(best.user_attrs["model_uri"], best.value,
+    return tracking.register_model(best.user_attrs["model_uri"], val_smad,
                                    dataset.content_hash, tags, test_metrics)
 
 
@@ -422,11 +439,12 @@ def run_search(pipeline_file: str, space_file: str, n_trials: int, timeout: floa
                         time.sleep(WAIT_SECONDS)
         finally:
             bar.close()
-        registration = _summarise(study, base, dataset, space_file, register)
+        registration = _summarise(study, base, dataset, space_file, space, register)
         best_value, best_params = _best(study)
         return SearchOutcome(study_name=study_name, parent_run_id=parent.info.run_id,
                              n_finished=_finished(study), best_value=best_value,
-                             best_params=best_params, registration=registration)
+                             best_params=best_params, registration=registration,
+                             objective=space.study.objective)
 
 
 def check_search_arguments(n_trials: int, timeout: float | None, heartbeat_interval: int,
@@ -496,7 +514,7 @@ def _recorded_for(record: dict | None, trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _summarise(study: optuna.Study, base: PipelineConfig, dataset: Dataset, space_file: str,
-               register: bool) -> tracking.Registration | None:
+               space: SearchSpace, register: bool) -> tracking.Registration | None:
     """Log the study's state to the parent run and register its best model."""
     trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration",
                                            "user_attrs"))
@@ -509,7 +527,7 @@ def _summarise(study: optuna.Study, base: PipelineConfig, dataset: Dataset, spac
     best_value, best_params = _best(study)
     if best_value is None:
         return None
-    tracking.log_metrics({"best_val_smad_dz": best_value})
+    tracking.log_metrics({f"best_{OBJECTIVES[space.study.objective][0]}": best_value})
     tracking.log_params({f"best.{k}": v for k, v in best_params.items()})
     if not register:
         return None

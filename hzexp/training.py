@@ -18,6 +18,7 @@ from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
 from hzexp.evaluation.metrics import Dz, smad
+from hzexp.evaluation.novelty import TrainingCoverage
 from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, fit_temperature, quantiles, temper
 from hzexp.model.devices import configure_precision, distribution_scope
 from hzexp.model.export import export_model
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 class TrainingResult:
     """A fitted run: the core network, the deployable model with its preprocessing, the
     split used, the loss history and the Hybrid-z predictions on validation and test rows
-    (z_phot; for a PDF model also its calibrated PDFs, the calibration's temperature and
-    what the calibration did to the validation split)."""
+    (z_phot; for a PDF model also its calibrated PDFs, the calibration's temperature, what
+    the calibration did to the validation split, and the out-of-coverage flag's state)."""
 
     core: keras.Model
     deployable: keras.Model
@@ -45,6 +46,7 @@ class TrainingResult:
     smoothing: SmoothingResult | None = None
     pdfs: dict[str, np.ndarray] = field(default_factory=dict)
     calibration: dict[str, float] = field(default_factory=dict)
+    coverage: TrainingCoverage | None = None
 
 
 def pdf_grid(model: ModelConfig) -> PdfGrid | None:
@@ -82,7 +84,7 @@ def predict_rows(core: keras.Model, dataset: Dataset, rows: np.ndarray, config: 
 
 class ValidationSMAD(keras.callbacks.Callback):
     """Add `val_smad`, SMAD(Dz) on the validation split, to each epoch's logs, and for a PDF
-    model `val_crps`, the mean CRPS of its PDFs there.
+    model `val_pdf_crps`, the mean CRPS of its (not yet calibrated) PDFs there.
 
     Keras' validation loss cannot rank trials: its scale changes with the Huber delta being
     searched. SMAD(Dz) on the validation split is comparable across trials, so pruning and
@@ -100,7 +102,7 @@ class ValidationSMAD(keras.callbacks.Callback):
         if logs is not None:
             logs["val_smad"] = smad(Dz(self.z_spec, point_estimates(output, self.grid)))
             if self.grid is not None:
-                logs["val_crps"] = float(np.mean(crps(output, self.grid, self.z_spec)))
+                logs["val_pdf_crps"] = float(np.mean(crps(output, self.grid, self.z_spec)))
 
 
 def calibrate(val_pdfs: np.ndarray, z_val: np.ndarray, grid: PdfGrid
@@ -191,8 +193,9 @@ def train(config: PipelineConfig, dataset: Dataset,
         history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
         outputs = {split: predict_rows(core, dataset, assignment[split], config, scaling)
                    for split in ("val", "test")}
-        pdfs, calibration, calibrated_pdf = {}, {}, None
+        pdfs, calibration, calibrated_pdf, coverage = {}, {}, None, None
         if grid is not None:
+            coverage = TrainingCoverage.fit(magnitudes(dataset, assignment["train"]))
             temperature, calibration = calibrate(outputs["val"], z_val, grid)
             pdfs = {split: temper(output, grid, temperature) for split, output in outputs.items()}
             outputs = pdfs
@@ -203,4 +206,4 @@ def train(config: PipelineConfig, dataset: Dataset,
     return TrainingResult(core=core, deployable=deployable, assignment=assignment,
                           scaling=scaling, history=history, predictions=predictions,
                           epochs_run=len(history.get("loss", [])), smoothing=smoothing,
-                          pdfs=pdfs, calibration=calibration)
+                          pdfs=pdfs, calibration=calibration, coverage=coverage)

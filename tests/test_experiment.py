@@ -133,6 +133,73 @@ def test_logged_model_predicts_in_a_new_process_what_memory_predicted(outcome, s
     np.testing.assert_allclose(predicted[1:], outcome.result.predictions["test"][1:], atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def pdf_outcome(tracking_dir, smoke_pipeline):
+    """The smoke training with the PDF output (pipelines/smoke_pdf.yaml's model settings)."""
+    config = load_pipeline(smoke_pipeline, ["model.output=pdf", "model.pdf_bins=100",
+                                            "training.epochs=3", "baselines.mlp=false"])
+    return tracked_training(config, run_name="smoke-pdf-test")
+
+
+def test_a_pdf_run_logs_calibrated_pdf_metrics_tables_figures_and_summaries(pdf_outcome):
+    run = mlflow.get_run(pdf_outcome.run_id)
+    metrics = run.data.metrics
+    assert run.data.params["model.output"] == "pdf"
+    for sample in ("", "clean_", "red_", "blue_", "baseline_knn_"):
+        for name in ("pit_ks", "pit_cvm", "pit_ad", "pit_outlier_frac", "crps", "coverage_68",
+                     "coverage_95", "cde_loss"):
+            assert f"{sample}{name}" in metrics, f"{sample}{name}"
+    assert 0.02 <= metrics["pdf_temperature"] <= 50
+    # the temperature is fitted on validation: it brings the validation PIT nearer uniform
+    assert (abs(metrics["calibration_val_coverage_68"] - 0.6827)
+            <= abs(metrics["calibration_val_coverage_68_raw"] - 0.6827) + 0.05)
+    assert "val_pdf_crps" in metrics and metrics["baseline_knn_pdf_kernel_width"] > 0
+    assert (metrics["coverage_k"], metrics["coverage_quantile"]) == (10, 0.99)
+    assert 0.9 <= metrics["in_train_coverage_frac"] <= 1.0  # test galaxies are like training
+    result = pdf_outcome.result
+    pdfs = result.pdfs["test"]
+    np.testing.assert_allclose(pdfs.sum(axis=1), 1.0, atol=1e-9)
+    path = mlflow.artifacts.download_artifacts(run_id=pdf_outcome.run_id,
+                                               artifact_path="data/predictions_test.parquet")
+    predictions = pd.read_parquet(path)
+    assert list(predictions.columns) == ["object_id", "source_id", "z_spec", "masked", "z_phot",
+                                         "z_phot_knn", "z_phot_mode", "z_phot_err",
+                                         "z_phot_lo68", "z_phot_hi68"]
+    assert np.all(predictions["z_phot_lo68"] <= predictions["z_phot"])
+    assert np.all(predictions["z_phot"] <= predictions["z_phot_hi68"])
+    # z_phot is the median of the calibrated PDF, so the point metrics keep their meaning
+    smad_dz = smad(Dz(predictions["z_spec"], predictions["z_phot"]))
+    assert smad_dz == pytest.approx(metrics["smad_dz"], rel=1e-6)
+    coverage = np.mean((predictions["z_spec"] >= predictions["z_phot_lo68"])
+                       & (predictions["z_spec"] <= predictions["z_phot_hi68"]))
+    assert coverage == pytest.approx(metrics["coverage_68"], abs=1.5 / len(predictions))
+    figures = {a.path for a in mlflow.MlflowClient().list_artifacts(pdf_outcome.run_id,
+                                                                      "figures")}
+    assert {"figures/pit_histogram.html", "figures/coverage.html",
+            "figures/example_pdfs.html"} <= figures
+    table = mlflow.load_table("tables/photoz_table_test.json", run_ids=[pdf_outcome.run_id])
+    hybrid_all = table[(table["sample"] == "all") & (table["method"] == "Hybrid-z")].iloc[0]
+    assert hybrid_all["crps"] == pytest.approx(metrics["crps"], rel=1e-9)
+
+
+def test_a_logged_pdf_model_serves_its_summaries(pdf_outcome, smoke_config):
+    from hzexp.evaluation.pdfs import SUMMARY_COLUMNS, PdfGrid, summaries
+
+    model = mlflow.pyfunc.load_model(pdf_outcome.model_uri)
+    outputs = model.metadata.get_output_schema().input_names()
+    assert outputs == [*SUMMARY_COLUMNS, "in_train_coverage"]
+    dataset = Dataset.open(smoke_config.data.path)
+    rows = pdf_outcome.result.assignment["test"]
+    answer = model.predict({"image": dataset.read_images(rows),
+                            "mags": magnitudes(dataset, rows)})
+    assert list(answer.columns) == [*SUMMARY_COLUMNS, "in_train_coverage"]
+    expected = summaries(pdf_outcome.result.pdfs["test"], PdfGrid(1.0, 100))
+    np.testing.assert_allclose(answer[list(SUMMARY_COLUMNS)].to_numpy(), expected.to_numpy(),
+                               atol=2e-5)
+    np.testing.assert_array_equal(answer["in_train_coverage"], pdf_outcome.result.coverage.flags(
+        magnitudes(dataset, rows)))
+
+
 class _Crash(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise RuntimeError("simulated crash mid-training")

@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from hzexp import tracking
@@ -332,6 +333,42 @@ def test_a_space_outside_the_models_valid_values_is_refused_before_the_study_ope
         run_search(str(smoke_pipeline), str(space), n_trials=1,
                    storage=storage_url(tracking_env), study_name="bad")
     assert optuna.get_all_study_names(storage_url(tracking_env)) == []
+
+
+def test_a_crps_objective_ranks_and_prunes_by_the_pdfs_and_registers_by_smad(tracking_env,
+                                                                            smoke_pipeline):
+    pipeline = tracking_env / "smoke_pdf.yaml"
+    data = yaml.safe_load(smoke_pipeline.read_text())
+    data["model"].update(output="pdf", pdf_bins=100)
+    pipeline.write_text(yaml.safe_dump(data))
+    space = tracking_env / "crps.yaml"
+    space.write_text(SPACE.read_text().replace("study: {", "study: {objective: val_crps, "))
+    outcome = run_search(str(pipeline), str(space), n_trials=2,
+                         storage=storage_url(tracking_env), study_name="crps")
+    assert "best validation CRPS" in outcome.summary()
+    study = optuna.load_study(study_name="crps", storage=storage_url(tracking_env))
+    for trial in study.trials:
+        run = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
+        assert trial.value == run.data.metrics["val_crps"]  # the calibrated PDFs' CRPS
+        assert trial.user_attrs["val_smad_dz"] == run.data.metrics["val_smad_dz"]
+        # the pruner saw the per-epoch CRPS of the PDFs
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_pdf_crps")
+        assert [m.value for m in history] == pytest.approx(
+            [trial.intermediate_values[m.step] for m in history])
+    assert mlflow.get_run(outcome.parent_run_id).data.metrics["best_val_crps"] == (
+        pytest.approx(study.best_value))
+    version = mlflow.MlflowClient().get_model_version_by_alias("hybrid-z", "champion")
+    assert float(version.tags["val_smad_dz"]) == pytest.approx(
+        study.best_trial.user_attrs["val_smad_dz"], rel=1e-5)
+
+
+def test_a_crps_objective_for_a_point_model_is_refused(tracking_env, smoke_pipeline):
+    space = tracking_env / "crps.yaml"
+    space.write_text(SPACE.read_text().replace("study: {", "study: {objective: val_crps, "))
+    with pytest.raises(ConfigError, match=r"crps.yaml: study.objective = 'val_crps': needs "
+                                          r"PDFs, but the pipeline's model.output is 'point'"):
+        run_search(str(smoke_pipeline), str(space), n_trials=1,
+                   storage=storage_url(tracking_env), study_name="crps")
 
 
 @pytest.mark.parametrize("option, message", [

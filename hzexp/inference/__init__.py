@@ -4,9 +4,9 @@
 read (a dataset directory or an official Hybrid-z FITS table), `model` pins and loads the
 registered version, `stream` reads chunks ahead in a background thread, `parts` keeps
 finished chunks so an interrupted run resumes, `output` writes the catalogue atomically
-with its provenance, `target` keeps it from destroying its input or another file and two
-runs from writing one output, and `errors` holds the one exception they raise
-(`PredictionError`).
+with its provenance, `pdf_file` a PDF model's PDFs in qp's format, `target` keeps it
+from destroying its input or another file and two runs from writing one output, and
+`errors` holds the one exception they raise (`PredictionError`).
 
 The names are exported lazily: the CLI imports `PredictionError` at start-up, and that must
 not pull in TensorFlow and MLflow, which the driver needs.

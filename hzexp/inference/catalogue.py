@@ -26,6 +26,7 @@ from hzexp import __version__
 from hzexp.data.kids.ids import source_ids
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset, DatasetError
+from hzexp.evaluation.novelty import COVERAGE_COLUMN
 from hzexp.evaluation.tables import photoz_table, subsample_metrics
 from hzexp.inference.errors import PredictionError
 from hzexp.inference.model import PredictionModel, load_prediction_model
@@ -37,6 +38,7 @@ from hzexp.inference.output import (
     write_stats,
 )
 from hzexp.inference.parts import PartStore
+from hzexp.inference.pdf_file import write_pdf_file
 from hzexp.inference.source import open_data
 from hzexp.inference.stream import prefetched_chunks
 from hzexp.inference.target import check_replaced_hash, check_targets, output_lock
@@ -64,6 +66,9 @@ class PredictionReport:
     predict_seconds: float = 0.0
     stats_file: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    pdf_out: Path | None = None
+    #: A PDF model's fraction of galaxies outside its training set's coverage.
+    outside_coverage: float | None = None
 
     @property
     def galaxies_per_second(self) -> float:
@@ -78,6 +83,11 @@ class PredictionReport:
                  f"galaxies/s; {self.seconds:.1f} s in all"
                  + (f"; {self.n_resumed} resumed from an interrupted run" if self.n_resumed
                     else "")]
+        if self.pdf_out is not None:
+            lines.append(f"wrote their PDFs to {self.pdf_out} (qp format)")
+        if self.outside_coverage is not None:
+            lines.append(f"{self.outside_coverage:.2%} of them lie outside the training set's "
+                         f"coverage ({COVERAGE_COLUMN} false)")
         if self.metrics:
             m = self.metrics
             lines.append(f"vs z_spec: SMAD(Dz) {m['smad_dz']:.4f}  mean Dz {m['dz_mean']:+.5f}  "
@@ -89,14 +99,16 @@ class PredictionReport:
 def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAULT_MODEL_URI,
                       batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE,
                       evaluate: bool = False, progress: bool = True,
-                      restart: bool = False, overwrite: bool = False) -> PredictionReport:
+                      restart: bool = False, overwrite: bool = False,
+                      pdf_out: str | Path | None = None) -> PredictionReport:
     """Write z_phot for every galaxy of `data` to `out` (FITS if it ends in .fits, else
     parquet), in catalogue order, and return a report.
 
     `data`: a dataset directory (z_spec may be null) or an official Hybrid-z FITS table
     (.fits, .fit, .fits.gz). `model_uri`: any MLflow model URI; an alias is resolved once
     to its version. `evaluate`: also write the paper's Table 1 against z_spec to
-    `<out stem>_stats.csv` (needs z_spec for every galaxy). Rerunning an interrupted call
+    `<out stem>_stats.csv` (needs z_spec for every galaxy). `pdf_out`: also write a PDF
+    model's PDFs to this qp HDF5 file (`pdf_file`). Rerunning an interrupted call
     with the same arguments resumes it; `restart` discards the unfinished run instead.
 
     Nothing is lost: `out` is never inside the input dataset (nor the input table itself),
@@ -106,16 +118,22 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
     Raises `PredictionError` for expected failures, before creating anything when it can.
     """
     data, out = Path(data), Path(out)
+    pdf_out = Path(pdf_out) if pdf_out is not None else None
     if batch_size < 1 or chunk_size < 1:
         raise PredictionError(f"batch_size and chunk_size must be >= 1, got {batch_size} and "
                               f"{chunk_size}")
     if out.is_dir() or not out.parent.is_dir():
         raise PredictionError(f"{out}: not a file path in an existing directory")
     started = time.perf_counter()
-    targets = [out, stats_path(out)] if evaluate else [out]
+    if pdf_out is not None and (pdf_out.is_dir() or not pdf_out.parent.is_dir()):
+        raise PredictionError(f"{pdf_out}: not a file path in an existing directory")
+    targets = [out, *([stats_path(out)] if evaluate else []), *([pdf_out] if pdf_out else [])]
     replaced_hash = check_targets(data, targets, overwrite)
     with output_lock(out):
         model = load_prediction_model(model_uri)
+        if pdf_out is not None and model.pdf_grid is None:
+            raise PredictionError(f"--pdf-out {pdf_out}: model {model.label} gives point "
+                                  "estimates, not PDFs")
         parts = PartStore(out)
         if restart:
             parts.remove()
@@ -126,7 +144,7 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
             if evaluate:
                 _check_labels(dataset)
             return _predict_and_write(data, out, model, parts, dataset, batch_size, chunk_size,
-                                      evaluate, progress, started)
+                                      evaluate, progress, started, pdf_out)
         except BaseException:
             if fresh and not parts.parts():
                 parts.remove()
@@ -135,25 +153,32 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
 
 def _predict_and_write(data: Path, out: Path, model: PredictionModel, parts: PartStore,
                        dataset: Dataset, batch_size: int, chunk_size: int, evaluate: bool,
-                       progress: bool, started: float) -> PredictionReport:
-    """Predict what the parts lack, then write the catalogue (and its Table 1) and remove
-    the parts."""
+                       progress: bool, started: float, pdf_out: Path | None) -> PredictionReport:
+    """Predict what the parts lack, then write the catalogue (its Table 1, its PDFs) and
+    remove the parts."""
     metadata = _provenance(model, dataset)
     done = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
-                        "n_galaxies": len(dataset)})
+                        "n_galaxies": len(dataset),
+                        "pdf_out": str(pdf_out.resolve()) if pdf_out else ""})
     loop_started = time.perf_counter()
-    _predict_into(parts, dataset, model, done, batch_size, chunk_size, progress)
+    _predict_into(parts, dataset, model, done, batch_size, chunk_size, progress,
+                  keep_pdfs=pdf_out is not None)
     predict_seconds = time.perf_counter() - loop_started
     predictions = _in_catalogue_order(parts, dataset)
     report = PredictionReport(out=out, n_galaxies=len(dataset), n_resumed=done,
                               model_label=model.label, metadata=metadata, seconds=0.0,
-                              predict_seconds=predict_seconds)
+                              predict_seconds=predict_seconds, pdf_out=pdf_out)
+    if COVERAGE_COLUMN in predictions:
+        report.outside_coverage = 1.0 - float(predictions[COVERAGE_COLUMN].mean())
     if evaluate:
         z_phot = predictions["z_phot"].to_numpy(dtype=np.float64)
         report.metrics = subsample_metrics(dataset.catalogue, z_phot)
         report.stats_file = stats_path(out)
         write_stats(photoz_table(dataset.catalogue, {model.label: z_phot}), report.stats_file)
     write_catalogue(predictions, out, metadata)
+    if pdf_out is not None:
+        write_pdf_file(pdf_out, model.pdf_grid, predictions["object_id"].to_numpy(),
+                       parts.read_pdfs())
     parts.remove()
     report.seconds = time.perf_counter() - started
     return report
@@ -176,13 +201,16 @@ def _provenance(model: PredictionModel, dataset: Dataset) -> dict[str, str]:
 
 
 def _predict_into(parts: PartStore, dataset: Dataset, model: PredictionModel, start: int,
-                  batch_size: int, chunk_size: int, progress: bool) -> None:
-    """Predict rows `start`.. chunk by chunk, one part file per finished chunk."""
+                  batch_size: int, chunk_size: int, progress: bool, keep_pdfs: bool) -> None:
+    """Predict rows `start`.. chunk by chunk, one part file per finished chunk (and its
+    PDFs before it when `keep_pdfs`)."""
     with tqdm(total=len(dataset), initial=start, unit="gal", unit_scale=True, desc="predict",
               smoothing=0.1, disable=not progress) as bar:
         try:
             for chunk in prefetched_chunks(dataset, start, chunk_size):
-                estimates = model.predict(chunk.images, chunk.mags, batch_size)
+                estimates, pdfs = model.predict(chunk.images, chunk.mags, batch_size)
+                if keep_pdfs:
+                    parts.write_pdfs(chunk.start, pdfs)
                 parts.write(chunk.start, chunk.rows.loc[:, ["object_id", "ra", "dec"]]
                             .assign(**{c: estimates[c].to_numpy() for c in estimates}))
                 bar.update(len(estimates))

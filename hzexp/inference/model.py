@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hzexp import tracking
-from hzexp.evaluation.pdfs import SUMMARY_COLUMNS
+from hzexp.evaluation.pdfs import PdfGrid, summaries
 from hzexp.inference.errors import PredictionError
 from hzexp.model.preprocessing import CentreCrop, centre_crop
 
@@ -50,19 +50,21 @@ class PredictionModel:
                 f"({self.source.uri}) crops {self.cutout} px cutouts from them")
 
     @property
-    def estimate_columns(self) -> tuple[str, ...]:
-        """What the model gives per galaxy: `z_phot`, or a PDF model's `SUMMARY_COLUMNS`."""
-        return ("z_phot",) if self.pyfunc.pdf_grid is None else SUMMARY_COLUMNS
+    def pdf_grid(self) -> PdfGrid | None:
+        """The redshift grid of a PDF model's output; None for a point model."""
+        return self.pyfunc.pdf_grid
 
-    def predict(self, images: np.ndarray, mags: np.ndarray, batch_size: int) -> pd.DataFrame:
-        """float32 `estimate_columns` for raw stamps of any size >= the cutout and raw
-        magnitudes."""
+    def predict(self, images: np.ndarray, mags: np.ndarray,
+                batch_size: int) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """float32 estimates for raw stamps of any size >= the cutout and raw magnitudes:
+        `z_phot`, or a PDF model's `SUMMARY_COLUMNS` (and `in_train_coverage`) and its
+        (N, bins) PDFs (else None).
+        The summaries are those `HybridZPyfunc.predict` (the REST answer) gives."""
         self.pyfunc.batch_size = batch_size
-        estimates = self.pyfunc.predict(None, {"image": self.to_model_frame(images),
-                                               "mags": mags})
-        if isinstance(estimates, pd.DataFrame):
-            return estimates
-        return pd.DataFrame({"z_phot": np.asarray(estimates, dtype=np.float32)})
+        output = self.pyfunc.predict_output(self.to_model_frame(images), mags)
+        if self.pdf_grid is None:
+            return pd.DataFrame({"z_phot": output.reshape(-1)}), None
+        return self.pyfunc.with_coverage(summaries(output, self.pdf_grid), mags), output
 
     def to_model_frame(self, images: np.ndarray) -> np.ndarray:
         """Stamps of another stored size put on the model's input grid, crop unchanged.

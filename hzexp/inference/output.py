@@ -18,11 +18,12 @@ from astropy.io import fits
 from astropy.table import Table
 
 from hzexp._io import atomic_file
+from hzexp.evaluation.novelty import COVERAGE_COLUMN
 
 #: `source_id`: the galaxy's ID in its source catalogue (`hzexp.data.kids.ids.source_ids`).
 ID_COLUMNS = ("object_id", "source_id", "ra", "dec")
 #: A point model's catalogue; a PDF model's has its summaries after `z_phot`
-#: (`hzexp.evaluation.pdfs.SUMMARY_COLUMNS`).
+#: (`hzexp.evaluation.pdfs.SUMMARY_COLUMNS`) and then `in_train_coverage`.
 OUTPUT_COLUMNS = (*ID_COLUMNS, "z_phot")
 PARQUET_PREFIX = "hzexp."
 FITS_KEYWORDS = {"model_uri": "MODELURI", "model_name": "MODELNAM", "model_version": "MODELVER",
@@ -41,8 +42,9 @@ def stats_path(out: Path) -> Path:
 
 def catalogue_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of `frame` a catalogue holds, in order: the IDs, then the estimates
-    (`z_phot` and, from a PDF model, its other summaries)."""
-    return [*ID_COLUMNS, *(c for c in frame.columns if c.startswith("z_phot"))]
+    (`z_phot` and, from a PDF model, its other summaries and its coverage flag)."""
+    return [*ID_COLUMNS, *(c for c in frame.columns if c.startswith("z_phot")),
+            *(c for c in frame.columns if c == COVERAGE_COLUMN)]
 
 
 def write_catalogue(frame: pd.DataFrame, out: Path, metadata: dict[str, str]) -> None:

@@ -1,18 +1,22 @@
 """Finished chunks of an unfinished prediction, kept so a rerun resumes instead of restarting.
 
 The work directory `.<out name>.parts/` next to the output holds one parquet part per
-finished chunk (`part-<first row>.parquet`, written atomically) and `state.json`: the model
-(URI as given, resolved version, run id) and the dataset content hash. A rerun with the same
-arguments continues after the last part; a rerun that would mix models or datasets in one
-catalogue is refused. The chunk size may change between runs: parts are keyed by row.
+finished chunk (`part-<first row>.parquet`, written atomically), with `--pdf-out` the
+chunk's PDFs before it (`pdf-<first row>.npy`), and `state.json`: the model (URI as given,
+resolved version, run id), the dataset content hash and the PDF file asked for. A rerun with
+the same arguments continues after the last part; a rerun that would mix models or datasets
+in one catalogue, or add or drop the PDFs, is refused. The chunk size may change between
+runs: parts are keyed by row.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,8 +27,8 @@ from hzexp.inference.errors import PredictionError
 STATE_FILE = "state.json"
 STATE_FORMAT = "hzexp-predict-parts/1"
 #: state.json entries that must match for a resume: the pinned model URI (`models:/name/version`),
-#: its run and the dataset content hash (the others are for people).
-RESUME_KEYS = ("model", "model_run_id", "dataset_hash")
+#: its run, the dataset content hash and the PDF file (the others are for people).
+RESUME_KEYS = ("model", "model_run_id", "dataset_hash", "pdf_out")
 
 
 class PartStore:
@@ -35,6 +39,14 @@ class PartStore:
 
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet"))
+
+    def pdf_part(self, part: Path) -> Path:
+        """The PDFs of the chunk whose predictions are `part`."""
+        return part.with_name(f"pdf-{part.stem.removeprefix('part-')}.npy")
+
+    def _discard(self, part: Path) -> None:
+        part.unlink()
+        self.pdf_part(part).unlink(missing_ok=True)
 
     def start(self, state: dict[str, str]) -> int:
         """Record `state` for a new run, or check it against the unfinished run's; return
@@ -51,7 +63,7 @@ class PartStore:
                     "or pass --restart to discard it")
             return self._contiguous_rows()
         for part in self.parts():
-            part.unlink()
+            self._discard(part)
         self.path.mkdir(parents=True, exist_ok=True)
         with atomic_file(state_file) as tmp:
             tmp.write_text(json.dumps({"format": STATE_FORMAT, **state}, indent=2))
@@ -62,7 +74,7 @@ class PartStore:
         covered = 0
         for part in self.parts():
             if int(part.stem.removeprefix("part-")) != covered:
-                part.unlink()
+                self._discard(part)
                 continue
             covered += pq.ParquetFile(part).metadata.num_rows
         return covered
@@ -70,6 +82,19 @@ class PartStore:
     def write(self, start: int, frame: pd.DataFrame) -> None:
         with atomic_file(self.path / f"part-{start:012d}.parquet") as tmp:
             frame.to_parquet(tmp, index=False)
+
+    def write_pdfs(self, start: int, pdfs: np.ndarray) -> None:
+        """The chunk's PDFs, written before its predictions (`write`), whose part marks the
+        chunk finished."""
+        with atomic_file(self.pdf_part(self.path / f"part-{start:012d}.parquet")) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.asarray(pdfs, dtype=np.float32))
+
+    def read_pdfs(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, PDFs) of every finished chunk in row order, one chunk in memory."""
+        for part in self.parts():
+            yield (int(part.stem.removeprefix("part-")),
+                   np.load(self.pdf_part(part), mmap_mode="r"))
 
     def read_all(self) -> pd.DataFrame:
         """All parts in row order (object_id, ra, dec, z_phot: 28 bytes a galaxy)."""

@@ -27,23 +27,30 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from packaging.requirements import Requirement
 
 from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, physical_magnitudes
+from hzexp.evaluation.novelty import COVERAGE_COLUMN, TrainingCoverage
 from hzexp.evaluation.pdfs import SUMMARY_COLUMNS, PdfGrid, summaries
 from hzexp.model.pdf import CalibratedPdf
 
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
+COVERAGE_ARTIFACT = "train_coverage"
 PACKAGE_DIR = Path(__file__).parents[1]
 PYFUNC_ENTRY = PACKAGE_DIR / "resources" / "pyfunc_model.py"
 
 
-def model_signature(stored_size: int, pdf: bool = False) -> ModelSignature:
+def model_signature(stored_size: int, pdf: bool = False,
+                    coverage: bool = False) -> ModelSignature:
     """Named two-input signature on raw dataset rows: uncropped images and raw magnitudes.
-    The output is `z_phot`, or for a PDF model a table of its summaries (`SUMMARY_COLUMNS`)."""
+    The output is `z_phot`, or for a PDF model a table of its summaries (`SUMMARY_COLUMNS`)
+    and, with the training-coverage flag, `COVERAGE_COLUMN`."""
     inputs = Schema([
         TensorSpec(np.dtype(np.float32), (-1, stored_size, stored_size, len(IMAGE_BANDS)), "image"),
         TensorSpec(np.dtype(np.float32), (-1, len(MAG_COLUMNS)), "mags"),
     ])
-    outputs = (Schema([ColSpec("float", name) for name in SUMMARY_COLUMNS]) if pdf
+    columns = [ColSpec("float", name) for name in SUMMARY_COLUMNS]
+    if coverage:
+        columns.append(ColSpec("boolean", COVERAGE_COLUMN))
+    outputs = (Schema(columns) if pdf
                else Schema([TensorSpec(np.dtype(np.float32), (-1,), "z_phot")]))
     return ModelSignature(inputs=inputs, outputs=outputs)
 
@@ -71,6 +78,8 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = keras.saving.load_model(context.artifacts["keras_model"])
         self.pdf_grid = pdf_grid_of(self.model)
+        self.coverage = (TrainingCoverage.load(context.artifacts[COVERAGE_ARTIFACT])
+                         if COVERAGE_ARTIFACT in context.artifacts else None)
 
     def predict(self, context, model_input, params=None) -> np.ndarray | pd.DataFrame:
         """z_phot of raw rows, or for a PDF model a DataFrame of its summaries
@@ -78,9 +87,16 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
         99 / -99) are missing, as in the dataset reader, so a REST client gets the
         catalogue's answer."""
         output = self.predict_output(model_input["image"], model_input["mags"])
-        if self.pdf_grid is not None:
-            return summaries(output, self.pdf_grid)
-        return output.reshape(-1)
+        if self.pdf_grid is None:
+            return output.reshape(-1)
+        return self.with_coverage(summaries(output, self.pdf_grid), model_input["mags"])
+
+    def with_coverage(self, estimates: pd.DataFrame, mags) -> pd.DataFrame:
+        """`estimates` with each galaxy's `COVERAGE_COLUMN`, when the model has the flag."""
+        if self.coverage is None:
+            return estimates
+        return estimates.assign(**{COVERAGE_COLUMN: self.coverage.flags(
+            physical_magnitudes(mags))})
 
     def predict_output(self, images, mags) -> np.ndarray:
         """The network's float32 output for raw rows: (N, 1) z_phot or (N, bins) PDFs."""
@@ -112,17 +128,21 @@ def _package_copy(directory: Path) -> Path:
                                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc")))
 
 
-def log_deployable_model(deployable: keras.Model, stored_size: int) -> str:
-    """Log the deployable model, with hzexp's code and pinned requirements, under the
-    active run; returns its `runs:/` URI."""
+def log_deployable_model(deployable: keras.Model, stored_size: int,
+                         coverage: TrainingCoverage | None = None) -> str:
+    """Log the deployable model, with hzexp's code and pinned requirements (and a PDF
+    model's training-coverage flag), under the active run; returns its `runs:/` URI."""
     with tempfile.TemporaryDirectory() as tmp:
-        keras_path = Path(tmp) / KERAS_FILE
-        deployable.save(keras_path)
+        artifacts = {"keras_model": str(Path(tmp) / KERAS_FILE)}
+        deployable.save(artifacts["keras_model"])
+        if coverage is not None:
+            artifacts[COVERAGE_ARTIFACT] = str(Path(tmp) / "train_coverage.npz")
+            coverage.save(Path(artifacts[COVERAGE_ARTIFACT]))
         info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY),
-            artifacts={"keras_model": str(keras_path)},
+            name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY), artifacts=artifacts,
             code_paths=[str(_package_copy(Path(tmp)))],
-            signature=model_signature(stored_size, pdf=pdf_grid_of(deployable) is not None),
+            signature=model_signature(stored_size, pdf=pdf_grid_of(deployable) is not None,
+                                      coverage=coverage is not None),
             pip_requirements=model_requirements())
     return info.model_uri
 

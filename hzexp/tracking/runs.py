@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "hybrid-z"
 EPOCH_METRICS = ("loss", "val_loss", "mae", "val_mae", "mse", "val_mse", "r2", "val_r2",
-                 "val_smad", "learning_rate")
+                 "val_smad", "val_pdf_crps", "learning_rate")
 TRIAL_STATE_TAG = "optuna.trial_state"
 STUDY_TAG = "optuna.study"
 #: On a search's parent run: the worker process (host, pid, start time) as JSON, so a later
@@ -183,7 +183,8 @@ def log_parquet(frame: pd.DataFrame, name: str) -> None:
 
 class EpochMetricsLogger(keras.callbacks.Callback):
     """Log Keras' per-epoch metrics (`loss val_loss mae mse r2`, train and validation),
-    validation SMAD and, when a schedule changes it, the learning rate."""
+    validation SMAD (and a PDF model's validation CRPS) and, when a schedule changes it, the
+    learning rate."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

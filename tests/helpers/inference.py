@@ -44,8 +44,9 @@ def official_table(path, dataset, rows, stamp_size, drop=()):
     return path
 
 
-def registered_champion(smoke_pipeline, tmp_path_factory):
-    """A private MLflow store whose `hybrid-z@champion` is a 1-epoch smoke training run.
+def registered_champion(smoke_pipeline, tmp_path_factory, overrides=()):
+    """A private MLflow store whose `hybrid-z@champion` is a 1-epoch smoke training run
+    (with `overrides` to the smoke pipeline, e.g. a PDF output).
 
     A generator for fixtures (one ~10 s training per fixture scope): MLFLOW_TRACKING_URI
     and the working directory (./mlruns artifacts) stay set for the scope's tests.
@@ -54,10 +55,11 @@ def registered_champion(smoke_pipeline, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         use_private_tracking(patch, root)
         config = load_pipeline(smoke_pipeline, ["training.epochs=1", "baselines.mlp=false",
-                                                "baselines.knn=false"])
+                                                "baselines.knn=false", *overrides])
         outcome = tracked_training(config)
         dataset = Dataset.open(config.data.path)
         registration = tracking.register_model(outcome.model_uri, 0.1, dataset.content_hash,
                                                {}, {})
         assert registration.alias == "champion"
-        yield {"dataset": dataset, "run_id": outcome.run_id, "version": registration.version}
+        yield {"dataset": dataset, "run_id": outcome.run_id, "version": registration.version,
+               "result": outcome.result}

@@ -121,3 +121,10 @@ def test_evaluation_needs_redshifts(champion, tmp_path):
     with pytest.raises(PredictionError, match=r"evaluation \(--evaluate\) needs z_spec"):
         predict_catalogue(data, tmp_path / "photoz.parquet", evaluate=True, progress=False)
     assert leftovers(tmp_path) == ["ds"]
+
+
+def test_pdf_out_of_a_point_model_is_refused(champion, tmp_path):
+    with pytest.raises(PredictionError, match=r"--pdf-out .*point estimates, not PDFs"):
+        predict_catalogue(champion["dataset"].path, tmp_path / "z.parquet", progress=False,
+                          pdf_out=tmp_path / "pdfs.hdf5")
+    assert leftovers(tmp_path) == []

@@ -25,5 +25,5 @@ def test_an_unreachable_registry_fails_fast(champion, tmp_path, monkeypatch):
 def test_a_missing_sqlite_store_is_reported_not_created(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'nowhere.db'}")
     with pytest.raises(PredictionError, match="nowhere.db does not exist"):
-        predict_catalogue(tmp_path, tmp_path / "photoz.parquet", progress=False)
+        predict_catalogue(tmp_path / "data", tmp_path / "photoz.parquet", progress=False)
     assert leftovers(tmp_path) == []

@@ -1,4 +1,5 @@
-"""The registered champion served over REST gives the same z_phot as `predict_catalogue`."""
+"""The registered champion served over REST gives the same z_phot (and a PDF model the same
+summaries) as `predict_catalogue`."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hzexp.data.store import MAG_COLUMNS
@@ -23,9 +25,11 @@ MLFLOW = BIN / "mlflow"
 STARTUP_SECONDS = 180  # loading TensorFlow on a busy 2-core machine
 
 
-@pytest.fixture(scope="module")
-def champion(smoke_pipeline, tmp_path_factory):
-    yield from registered_champion(smoke_pipeline, tmp_path_factory)
+@pytest.fixture(scope="module", params=["point", "pdf"])
+def champion(request, smoke_pipeline, tmp_path_factory):
+    """The smoke champion, with the point output and with the PDF output."""
+    overrides = ["model.output=pdf", "model.pdf_bins=100"] if request.param == "pdf" else []
+    yield from registered_champion(smoke_pipeline, tmp_path_factory, overrides)
 
 
 def free_port() -> int:
@@ -47,18 +51,24 @@ def wait_for_ping(url: str, server: subprocess.Popen, log: Path) -> None:
     raise AssertionError(f"no /ping within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
-def invoke(url: str, body: str) -> np.ndarray:
+def invoke(url: str, body: str) -> pd.DataFrame:
+    """The server's answer as a frame: `z_phot`, or a PDF model's summary columns (MLflow
+    answers a frame as one record per galaxy)."""
     request = urllib.request.Request(f"{url}/invocations", data=body.encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
-        return np.asarray(json.loads(response.read())["predictions"], dtype=np.float32)
+        predictions = json.loads(response.read())["predictions"]
+    if predictions and isinstance(predictions[0], dict):
+        return pd.DataFrame.from_records(predictions)
+    return pd.DataFrame({"z_phot": predictions})
 
 
 def test_rest_endpoint_matches_predict_catalogue(champion, tmp_path):
     dataset = champion["dataset"]
     out = tmp_path / "photoz.parquet"
     predict_catalogue(dataset.path, out, progress=False)
-    expected = read_predictions(out)[0]["z_phot"].to_numpy()
+    catalogue = read_predictions(out)[0]
+    expected = catalogue.loc[:, [c for c in catalogue.columns if c.startswith("z_phot")]]
     mags = dataset.catalogue[list(MAG_COLUMNS)].to_numpy(dtype=np.float32)
     rows = np.concatenate([np.arange(2), np.flatnonzero(np.isnan(mags).any(axis=1))[:2]])
     images = dataset.read_images(rows).tolist()
@@ -82,7 +92,10 @@ def test_rest_endpoint_matches_predict_catalogue(champion, tmp_path):
     try:
         wait_for_ping(url, server, log)
         for body in (with_nan, with_null):
-            np.testing.assert_allclose(invoke(url, body), expected[rows], rtol=0, atol=1e-6)
+            answer = invoke(url, body)
+            assert list(answer.columns) == list(expected.columns)
+            np.testing.assert_allclose(answer.to_numpy(dtype=np.float32),
+                                       expected.iloc[rows].to_numpy(), rtol=0, atol=1e-6)
     finally:
         stop(server)
 
