@@ -79,7 +79,8 @@ def _predict(args: argparse.Namespace) -> None:
                                batch_size=args.batch_size, chunk_size=args.chunk_size,
                                evaluate=args.evaluate, progress=not args.no_progress,
                                restart=args.restart, overwrite=args.overwrite,
-                               pdf_out=args.pdf_out)
+                               pdf_out=args.pdf_out, workers=args.workers,
+                               scheduler=args.scheduler)
     print(report.summary())
 
 
@@ -209,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write Table 1 against z_spec to <out stem>_stats.csv")
     predict.add_argument("--restart", action="store_true",
                          help="discard an unfinished run's parts instead of resuming it")
+    predict.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="predict on a local Dask cluster of N worker processes")
+    predict.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="predict on the Dask cluster at this scheduler address "
+                              "(tcp://HOST:PORT)")
     predict.add_argument("--pdf-out", default=None, metavar="FILE",
                          help="a PDF model's PDFs of every galaxy, as a qp HDF5 file")
     predict.add_argument("--overwrite", action="store_true",

@@ -28,6 +28,7 @@ from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset, DatasetError
 from hzexp.evaluation.novelty import COVERAGE_COLUMN
 from hzexp.evaluation.tables import photoz_table, subsample_metrics
+from hzexp.inference.cluster import cluster_client, predict_on_cluster
 from hzexp.inference.errors import PredictionError
 from hzexp.inference.model import PredictionModel, load_prediction_model
 from hzexp.inference.output import (
@@ -100,7 +101,8 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
                       batch_size: int = DEFAULT_BATCH_SIZE, chunk_size: int = DEFAULT_CHUNK_SIZE,
                       evaluate: bool = False, progress: bool = True,
                       restart: bool = False, overwrite: bool = False,
-                      pdf_out: str | Path | None = None) -> PredictionReport:
+                      pdf_out: str | Path | None = None, workers: int | None = None,
+                      scheduler: str | None = None) -> PredictionReport:
     """Write z_phot for every galaxy of `data` to `out` (FITS if it ends in .fits, else
     parquet), in catalogue order, and return a report.
 
@@ -108,7 +110,9 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
     (.fits, .fit, .fits.gz). `model_uri`: any MLflow model URI; an alias is resolved once
     to its version. `evaluate`: also write the paper's Table 1 against z_spec to
     `<out stem>_stats.csv` (needs z_spec for every galaxy). `pdf_out`: also write a PDF
-    model's PDFs to this qp HDF5 file (`pdf_file`). Rerunning an interrupted call
+    model's PDFs to this qp HDF5 file (`pdf_file`). `workers`: predict on a local Dask
+    cluster of that many processes; `scheduler`: on the Dask cluster at that address
+    (`cluster`); neither: in this process. Rerunning an interrupted call
     with the same arguments resumes it; `restart` discards the unfinished run instead.
 
     Nothing is lost: `out` is never inside the input dataset (nor the input table itself),
@@ -124,6 +128,9 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
                               f"{chunk_size}")
     if out.is_dir() or not out.parent.is_dir():
         raise PredictionError(f"{out}: not a file path in an existing directory")
+    if workers is not None and (scheduler is not None or workers < 1):
+        raise PredictionError(f"--workers {workers}: must be at least 1, and not given with "
+                              "--scheduler (which uses a cluster of its own)")
     started = time.perf_counter()
     if pdf_out is not None and (pdf_out.is_dir() or not pdf_out.parent.is_dir()):
         raise PredictionError(f"{pdf_out}: not a file path in an existing directory")
@@ -143,8 +150,10 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
             check_replaced_hash(out, replaced_hash, dataset.content_hash)
             if evaluate:
                 _check_labels(dataset)
-            return _predict_and_write(data, out, model, parts, dataset, batch_size, chunk_size,
-                                      evaluate, progress, started, pdf_out)
+            with cluster_client(workers, scheduler) as cluster:
+                return _predict_and_write(data, out, model, parts, dataset, batch_size,
+                                          chunk_size, evaluate, progress, started, pdf_out,
+                                          cluster)
         except BaseException:
             if fresh and not parts.parts():
                 parts.remove()
@@ -153,16 +162,27 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
 
 def _predict_and_write(data: Path, out: Path, model: PredictionModel, parts: PartStore,
                        dataset: Dataset, batch_size: int, chunk_size: int, evaluate: bool,
-                       progress: bool, started: float, pdf_out: Path | None) -> PredictionReport:
-    """Predict what the parts lack, then write the catalogue (its Table 1, its PDFs) and
-    remove the parts."""
+                       progress: bool, started: float, pdf_out: Path | None,
+                       cluster) -> PredictionReport:
+    """Predict what the parts lack (in this process, or on the Dask `cluster` client), then
+    write the catalogue (its Table 1, its PDFs) and remove the parts."""
     metadata = _provenance(model, dataset)
-    done = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
-                        "n_galaxies": len(dataset),
-                        "pdf_out": str(pdf_out.resolve()) if pdf_out else ""})
+    missing = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
+                           "n_galaxies": len(dataset),
+                           "pdf_out": str(pdf_out.resolve()) if pdf_out else ""}, len(dataset))
+    done = len(dataset) - sum(stop - start for start, stop in missing)
     loop_started = time.perf_counter()
-    _predict_into(parts, dataset, model, done, batch_size, chunk_size, progress,
-                  keep_pdfs=pdf_out is not None)
+    with tqdm(total=len(dataset), initial=done, unit="gal", unit_scale=True, desc="predict",
+              smoothing=0.1, disable=not progress) as bar:
+        try:
+            if cluster is None:
+                _predict_into(parts, dataset, model, missing, batch_size, chunk_size, bar,
+                              keep_pdfs=pdf_out is not None)
+            else:
+                predict_on_cluster(cluster, parts, dataset, model, missing, batch_size,
+                                   chunk_size, bar, keep_pdfs=pdf_out is not None)
+        except DatasetError as err:
+            raise PredictionError(str(err)) from None
     predict_seconds = time.perf_counter() - loop_started
     predictions = _in_catalogue_order(parts, dataset)
     report = PredictionReport(out=out, n_galaxies=len(dataset), n_resumed=done,
@@ -200,22 +220,15 @@ def _provenance(model: PredictionModel, dataset: Dataset) -> dict[str, str]:
             "dataset_hash": dataset.content_hash, "hzexp_version": __version__}
 
 
-def _predict_into(parts: PartStore, dataset: Dataset, model: PredictionModel, start: int,
-                  batch_size: int, chunk_size: int, progress: bool, keep_pdfs: bool) -> None:
-    """Predict rows `start`.. chunk by chunk, one part file per finished chunk (and its
-    PDFs before it when `keep_pdfs`)."""
-    with tqdm(total=len(dataset), initial=start, unit="gal", unit_scale=True, desc="predict",
-              smoothing=0.1, disable=not progress) as bar:
-        try:
-            for chunk in prefetched_chunks(dataset, start, chunk_size):
-                estimates, pdfs = model.predict(chunk.images, chunk.mags, batch_size)
-                if keep_pdfs:
-                    parts.write_pdfs(chunk.start, pdfs)
-                parts.write(chunk.start, chunk.rows.loc[:, ["object_id", "ra", "dec"]]
-                            .assign(**{c: estimates[c].to_numpy() for c in estimates}))
-                bar.update(len(estimates))
-        except DatasetError as err:
-            raise PredictionError(str(err)) from None
+def _predict_into(parts: PartStore, dataset: Dataset, model: PredictionModel,
+                  ranges: list[tuple[int, int]], batch_size: int, chunk_size: int, bar: tqdm,
+                  keep_pdfs: bool) -> None:
+    """Predict the row `ranges` in this process, chunk by chunk, one part file per finished
+    chunk (and its PDFs before it when `keep_pdfs`)."""
+    for chunk in prefetched_chunks(dataset, ranges, chunk_size):
+        frame, pdfs = model.predict_chunk(chunk, batch_size)
+        parts.write_chunk(chunk.start, frame, pdfs if keep_pdfs else None)
+        bar.update(len(frame))
 
 
 def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:

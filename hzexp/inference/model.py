@@ -16,6 +16,7 @@ import pandas as pd
 from hzexp import tracking
 from hzexp.evaluation.pdfs import PdfGrid, summaries
 from hzexp.inference.errors import PredictionError
+from hzexp.inference.stream import Chunk
 from hzexp.model.preprocessing import CentreCrop, centre_crop
 
 
@@ -65,6 +66,14 @@ class PredictionModel:
         if self.pdf_grid is None:
             return pd.DataFrame({"z_phot": output.reshape(-1)}), None
         return self.pyfunc.with_coverage(summaries(output, self.pdf_grid), mags), output
+
+    def predict_chunk(self, chunk: Chunk, batch_size: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """A chunk's part of the catalogue (`object_id, ra, dec` and the estimates) and its
+        PDFs (None for a point model)."""
+        estimates, pdfs = self.predict(chunk.images, chunk.mags, batch_size)
+        frame = chunk.rows.loc[:, ["object_id", "ra", "dec"]].assign(
+            **{c: estimates[c].to_numpy() for c in estimates})
+        return frame, pdfs
 
     def to_model_frame(self, images: np.ndarray) -> np.ndarray:
         """Stamps of another stored size put on the model's input grid, crop unchanged.

@@ -35,6 +35,7 @@ class PartStore:
     """The work directory of the prediction writing `out`."""
 
     def __init__(self, out: Path) -> None:
+        self.out = out
         self.path = out.with_name(f".{out.name}.parts")
 
     def parts(self) -> list[Path]:
@@ -48,9 +49,9 @@ class PartStore:
         part.unlink()
         self.pdf_part(part).unlink(missing_ok=True)
 
-    def start(self, state: dict[str, str]) -> int:
+    def start(self, state: dict[str, str], n_rows: int) -> list[tuple[int, int]]:
         """Record `state` for a new run, or check it against the unfinished run's; return
-        how many leading catalogue rows are already predicted."""
+        the row ranges [start, stop) of the catalogue's `n_rows` still to predict."""
         state_file = self.path / STATE_FILE
         if state_file.is_file():
             previous = json.loads(state_file.read_text())
@@ -61,23 +62,36 @@ class PartStore:
                     f"{self.path}: an unfinished prediction with another "
                     f"{', '.join(changed)} is here; rerun it with its arguments to resume, "
                     "or pass --restart to discard it")
-            return self._contiguous_rows()
+            return self._missing(n_rows)
         for part in self.parts():
             self._discard(part)
         self.path.mkdir(parents=True, exist_ok=True)
         with atomic_file(state_file) as tmp:
             tmp.write_text(json.dumps({"format": STATE_FORMAT, **state}, indent=2))
-        return 0
+        return [(0, n_rows)] if n_rows else []
 
-    def _contiguous_rows(self) -> int:
-        """Rows covered by parts starting at row 0 without a gap (later parts are dropped)."""
-        covered = 0
+    def _missing(self, n_rows: int) -> list[tuple[int, int]]:
+        """The row ranges no finished part covers. Parts need not be contiguous (workers of
+        a cluster finish chunks out of order); one overlapping an earlier part is dropped."""
+        missing, covered = [], 0
         for part in self.parts():
-            if int(part.stem.removeprefix("part-")) != covered:
+            first = int(part.stem.removeprefix("part-"))
+            if first < covered:
                 self._discard(part)
                 continue
-            covered += pq.ParquetFile(part).metadata.num_rows
-        return covered
+            if first > covered:
+                missing.append((covered, first))
+            covered = first + pq.ParquetFile(part).metadata.num_rows
+        if covered < n_rows:
+            missing.append((covered, n_rows))
+        return missing
+
+    def write_chunk(self, start: int, frame: pd.DataFrame, pdfs: np.ndarray | None) -> None:
+        """A finished chunk: its PDFs (when kept) first, then its predictions, whose part
+        marks it finished."""
+        if pdfs is not None:
+            self.write_pdfs(start, pdfs)
+        self.write(start, frame)
 
     def write(self, start: int, frame: pd.DataFrame) -> None:
         with atomic_file(self.path / f"part-{start:012d}.parquet") as tmp:

@@ -23,18 +23,29 @@ class Chunk:
     mags: np.ndarray
 
 
-def prefetched_chunks(dataset: Dataset, start: int, chunk_size: int,
+def chunk_bounds(ranges: list[tuple[int, int]], chunk_size: int) -> list[tuple[int, int]]:
+    """The row ranges cut into chunks of at most `chunk_size` rows, never across a range's
+    end (so a chunk never overlaps a part that is already finished)."""
+    return [(first, min(first + chunk_size, stop)) for start, stop in ranges
+            for first in range(start, stop, chunk_size)]
+
+
+def read_chunk(dataset: Dataset, first: int, stop: int) -> Chunk:
+    """Catalogue rows [first, stop) with their stamps and magnitudes."""
+    rows = np.arange(first, stop)
+    return Chunk(first, dataset.catalogue.iloc[rows].reset_index(drop=True),
+                 dataset.read_images(rows), magnitudes(dataset, rows))
+
+
+def prefetched_chunks(dataset: Dataset, ranges: list[tuple[int, int]], chunk_size: int,
                       depth: int = 2) -> Iterator[Chunk]:
-    """Chunks of catalogue rows `start`..end, in order, read up to `depth` chunks ahead.
+    """Chunks of the catalogue row `ranges`, in order, read up to `depth` chunks ahead.
 
     An error in the reader (a non-finite pixel, an unreadable file) is raised here, in the
     consumer; leaving the loop early (an error or interrupt there) stops the reader.
     """
     def chunks() -> Iterator[Chunk]:
-        first = start
-        for rows, images in dataset.iter_chunks(np.arange(start, len(dataset)), chunk_size):
-            mags = magnitudes(dataset, np.arange(first, first + len(rows)))
-            yield Chunk(first, rows, images, mags)
-            first += len(rows)
+        for first, stop in chunk_bounds(ranges, chunk_size):
+            yield read_chunk(dataset, first, stop)
 
     return in_background(chunks, depth, "hzexp-predict-reader")

@@ -32,6 +32,7 @@ from hzexp.tracking.registry import (
                                    load_baseline_for,
                                    lookup_model,
                                    register_model,
+                                   registry_uri,
                                    resolve_model,
 )
 from hzexp.tracking.runs import (
@@ -74,6 +75,6 @@ __all__ = [
     "load_hybrid_z_pyfunc", "load_pyfunc", "log_baseline_model", "log_dataset_input",
     "log_deployable_model", "log_figures", "log_file", "log_frame", "log_metrics", "log_params",
     "log_parquet", "lookup_model", "mark_trial_run", "model_requirements", "model_signature",
-    "pinned_run_id", "register_model", "resolve_model", "run_log", "run_tags",
+    "pinned_run_id", "register_model", "registry_uri", "resolve_model", "run_log", "run_tags",
     "running_search_runs", "start_run",
 ]

@@ -145,6 +145,16 @@ def _fail_fast_http():
             os.environ.pop(key, None)
 
 
+def registry_uri() -> str:
+    """The store `lookup_model` reads (`MLFLOW_TRACKING_URI`, default `sqlite:///mlflow.db`)
+    with a relative SQLite path made absolute, so that processes started elsewhere (the
+    workers of a cluster) read the same store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
+
+
 def lookup_model(model_uri: str) -> ModelSource:
     """`resolve_model` against the tracking store `MLFLOW_TRACKING_URI` (default
     `sqlite:///mlflow.db`), with one-line `ModelLookupError`s instead of MLflow's.
