@@ -1,0 +1,120 @@
+"""Catalogue prediction on a Dask cluster against the in-process prediction, on one machine.
+
+On the same mock and the same (untrained, default-architecture) model, in one run:
+- end to end, `predict_catalogue` in this process against `--workers`-style local clusters
+  of W processes x 1 thread (cluster start, model loads and output included): target
+  ratio >= 0.85 for 2 workers on 2 cores (the engine costs under 15%);
+- the scheduler's overhead per task (a round of no-op tasks) and the chunk size that keeps
+  it under 2% of a task's prediction time;
+- each worker's peak RSS at every size: target RSS(largest) / RSS(smallest) <= 1.2;
+- on paper: hours for 10^9 galaxies on N nodes from the measured rate per core.
+
+    python bench/predict_dask.py                  # 20k and 100k galaxies, 2 workers
+    python bench/predict_dask.py --sizes 20000 --workers 2
+
+Mocks are cached under --cache like bench/predict_scale.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from predict_scale import default_model_uri, mock_dataset  # noqa: E402
+
+NOOP_TASKS = 2000
+SURVEY = 10**9
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_predict(data: Path, model_uri: str, chunk_size: int, **cluster) -> float:
+    """Galaxies per second of one `predict_catalogue` call, end to end."""
+    from hzexp.inference import predict_catalogue
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        report = predict_catalogue(data, Path(tmp) / "photoz.parquet", model_uri=model_uri,
+                                   chunk_size=chunk_size, progress=False, **cluster)
+        return report.n_galaxies / (time.perf_counter() - started)
+
+
+def on_cluster(data: Path, model_uri: str, chunk_size: int, workers: int) -> dict:
+    """End-to-end rate on a fresh local cluster (started inside the timing, as `--workers`
+    does), the scheduler overhead per task, and the workers' peak RSS."""
+    from dask.distributed import Client, LocalCluster
+
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
+           "OMP_NUM_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    started = time.perf_counter()
+    with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                       dashboard_address=None, env=env) as cluster,
+          Client(cluster) as client):
+        # the workers load the model inside this call, as under --workers
+        rate = timed_predict(data, model_uri, chunk_size, scheduler=cluster.scheduler_address)
+        total = time.perf_counter() - started
+        noop_started = time.perf_counter()
+        client.gather(client.map(int, range(NOOP_TASKS), pure=False))
+        overhead = (time.perf_counter() - noop_started) / NOOP_TASKS * workers
+        rss = list(client.run(_peak_rss_mb).values())
+    from hzexp.data.store import Dataset
+
+    return {"rate_with_start": len(Dataset.open(data)) / total, "rate": rate,
+            "task_overhead_s": overhead, "worker_rss_mb": max(rss)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chunk-size", type=int, default=2048)
+    parser.add_argument("--cache", type=Path, default=Path("data/bench"))
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    datasets = {n: mock_dataset(args.cache.resolve(), n) for n in args.sizes}
+    with tempfile.TemporaryDirectory() as store:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(store) / 'mlflow.db'}"
+        model_uri = default_model_uri(datasets[min(args.sizes)], Path(store))
+        results = {}
+        for n, data in datasets.items():
+            in_process = timed_predict(data, model_uri, args.chunk_size)
+            results[n] = {"in_process": in_process,
+                          **on_cluster(data, model_uri, args.chunk_size, args.workers)}
+
+    print(f"{args.workers} workers x 1 thread, chunk {args.chunk_size}, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for n, r in results.items():
+        print(f"{n:>8} galaxies: in process {r['in_process']:6.1f} gal/s, cluster "
+              f"{r['rate']:6.1f} gal/s (with its start {r['rate_with_start']:6.1f}); ratio "
+              f"{r['rate_with_start'] / r['in_process']:.3f} with the cluster start, "
+              f"{r['rate'] / r['in_process']:.3f} without (target >= 0.85); worker peak RSS "
+              f"{r['worker_rss_mb']:5.0f} MB")
+    sizes = sorted(results)
+    print(f"worker peak RSS {sizes[-1]} / {sizes[0]} galaxies: "
+          f"{results[sizes[-1]]['worker_rss_mb'] / results[sizes[0]]['worker_rss_mb']:.3f} "
+          "(target <= 1.2)")
+    largest = results[sizes[-1]]
+    per_worker = largest["rate"] / args.workers
+    overhead = largest["task_overhead_s"]
+    print(f"scheduler overhead {overhead * 1e3:.2f} ms per task; under 2% of a task from "
+          f"{overhead / 0.02 * per_worker:.0f} galaxies per chunk at {per_worker:.0f} "
+          f"gal/s per worker (chunk {args.chunk_size}: "
+          f"{overhead / (args.chunk_size / per_worker):.2%})")
+    per_core = largest["rate"] / (os.cpu_count() or 1)
+    for nodes, cores in ((10, 16), (100, 16), (100, 64)):
+        hours = SURVEY / (per_core * nodes * cores) / 3600
+        print(f"10^9 galaxies on {nodes} nodes x {cores} cores at {per_core:.0f} gal/s per "
+              f"core: {hours:.0f} h")
+
+
+if __name__ == "__main__":
+    main()
