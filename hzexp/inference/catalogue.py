@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hzexp import __version__
+from hzexp import __version__, tracking
 from hzexp.data.kids.ids import source_ids
 from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset, DatasetError
@@ -148,6 +148,7 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
         try:
             dataset = open_data(data, model, parts.path, progress)
             check_replaced_hash(out, replaced_hash, dataset.content_hash)
+            tracking.log_prediction_input(dataset)
             if evaluate:
                 _check_labels(dataset)
             with cluster_client(workers, scheduler) as cluster:

@@ -57,6 +57,7 @@ from hzexp.tracking.runs import (
                                    log_metrics,
                                    log_params,
                                    log_parquet,
+                                   log_prediction_input,
                                    mark_trial_run,
                                    pinned_run_id,
                                    run_log,
@@ -74,7 +75,7 @@ __all__ = [
     "configure_tracking", "end_killed_search_run", "git_commit", "load_baseline_for",
     "load_hybrid_z_pyfunc", "load_pyfunc", "log_baseline_model", "log_dataset_input",
     "log_deployable_model", "log_figures", "log_file", "log_frame", "log_metrics", "log_params",
-    "log_parquet", "lookup_model", "mark_trial_run", "model_requirements", "model_signature",
-    "pinned_run_id", "register_model", "registry_uri", "resolve_model", "run_log", "run_tags",
-    "running_search_runs", "start_run",
+    "log_parquet", "log_prediction_input", "lookup_model", "mark_trial_run",
+    "model_requirements", "model_signature", "pinned_run_id", "register_model", "registry_uri",
+    "resolve_model", "run_log", "run_tags", "running_search_runs", "start_run",
 ]

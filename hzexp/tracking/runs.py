@@ -39,7 +39,7 @@ MLFLOW_DEFAULT_EXPERIMENT_ID = "0"
 #: The longest dataset digest MLflow stores (`MAX_DATASET_DIGEST_SIZE`).
 DATASET_DIGEST_LENGTH = 36
 #: Where a run used its dataset, as `mlflow.log_input` contexts.
-DATASET_CONTEXTS = ("training", "validation", "test", "evaluation")
+DATASET_CONTEXTS = ("training", "validation", "test", "evaluation", "prediction")
 DATASET_SPLITS_TAG = "hzexp.splits"
 
 
@@ -133,6 +133,16 @@ def log_dataset_input(dataset: Dataset, context: str,
                         digest=dataset.content_hash[:DATASET_DIGEST_LENGTH])
     mlflow.log_input(entry, context=context,
                      tags={DATASET_SPLITS_TAG: ",".join(splits)} if splits else None)
+
+
+def log_prediction_input(dataset: Dataset) -> None:
+    """Under `mlflow run . -e predict`, record the predicted dataset as the project run's
+    input (context `prediction`); a plain `hzexp predict` has no run and logs nothing."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id is None or mlflow.active_run() is not None:
+        return
+    with mlflow.start_run(run_id=run_id):
+        log_dataset_input(dataset, "prediction")
 
 
 def start_run(run_name: str, tags: dict[str, str], nested: bool = False):

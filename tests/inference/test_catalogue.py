@@ -128,3 +128,21 @@ def test_pdf_out_of_a_point_model_is_refused(champion, tmp_path):
         predict_catalogue(champion["dataset"].path, tmp_path / "z.parquet", progress=False,
                           pdf_out=tmp_path / "pdfs.hdf5")
     assert leftovers(tmp_path) == []
+
+
+def test_under_mlflow_run_the_predicted_dataset_is_the_project_runs_input(champion, tmp_path,
+                                                                         monkeypatch):
+    """`mlflow run . -e predict` makes a project run (MLFLOW_RUN_ID) and runs the command."""
+    import json
+
+    import mlflow
+
+    dataset = champion["dataset"]
+    project_run = mlflow.MlflowClient().create_run(
+        mlflow.get_experiment_by_name("hybrid-z").experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", project_run)
+    predict_catalogue(dataset.path, tmp_path / "photoz.parquet", progress=False)
+    (entry,) = mlflow.get_run(project_run).inputs.dataset_inputs
+    assert {t.key: t.value for t in entry.tags} == {"mlflow.data.context": "prediction"}
+    assert entry.dataset.digest == dataset.content_hash[:36]
+    assert json.loads(entry.dataset.source)["uri"] == str(dataset.path.resolve())
