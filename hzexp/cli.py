@@ -73,14 +73,22 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from hzexp.inference import predict_catalogue
+    import glob
 
-    report = predict_catalogue(args.data, args.out, model_uri=args.model_uri,
-                               batch_size=args.batch_size, chunk_size=args.chunk_size,
-                               evaluate=args.evaluate, progress=not args.no_progress,
-                               restart=args.restart, overwrite=args.overwrite,
-                               pdf_out=args.pdf_out, workers=args.workers,
-                               scheduler=args.scheduler)
+    from hzexp.inference import predict_catalogue
+    from hzexp.inference.shards import is_directory_output, predict_shards
+
+    options = {"model_uri": args.model_uri, "batch_size": args.batch_size,
+               "chunk_size": args.chunk_size, "progress": not args.no_progress,
+               "restart": args.restart, "overwrite": args.overwrite, "workers": args.workers,
+               "scheduler": args.scheduler}
+    if len(args.data) > 1 or glob.has_magic(args.data[0]) or is_directory_output(args.out):
+        if args.evaluate or args.pdf_out:
+            raise ConfigError("--evaluate and --pdf-out take one dataset and one output file")
+        report = predict_shards(args.data, args.out, **options)
+    else:
+        report = predict_catalogue(args.data[0], args.out, evaluate=args.evaluate,
+                                   pdf_out=args.pdf_out, **options)
     print(report.summary())
 
 
@@ -198,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="photo-z catalogue from a registered model "
                                                   "(streamed, resumable)")
-    predict.add_argument("--data", required=True,
+    predict.add_argument("--data", required=True, nargs="+",
                          help="dataset directory, or an official Hybrid-z FITS table "
-                              "(.fits, .fit, .fits.gz)")
+                              "(.fits, .fit, .fits.gz); or several dataset directories (or a "
+                              "quoted glob), the shards of one catalogue")
     predict.add_argument("--out", required=True,
-                         help="output catalogue: FITS if it ends in .fits, else parquet")
+                         help="output catalogue: FITS if it ends in .fits, else parquet; DIR/ "
+                              "for one parquet file per shard")
     predict.add_argument("--model-uri", default="models:/hybrid-z@champion")
     predict.add_argument("--batch-size", type=int, default=256)
     predict.add_argument("--chunk-size", type=int, default=2048)

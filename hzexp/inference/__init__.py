@@ -1,6 +1,8 @@
 """A registered Hybrid-z model applied to a whole catalogue: the `hzexp predict` library.
 
-`catalogue` drives it (`predict_catalogue`, `predict_dataset_rows`); `source` opens what is
+`catalogue` drives it (`predict_catalogue`, `predict_dataset_rows`), `cluster` runs its
+chunks on a Dask cluster and `shards` predicts several dataset directories as one catalogue;
+`source` opens what is
 read (a dataset directory or an official Hybrid-z FITS table), `model` pins and loads the
 registered version, `stream` reads chunks ahead in a background thread, `parts` keeps
 finished chunks so an interrupted run resumes, `output` writes the catalogue atomically
