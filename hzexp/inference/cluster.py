@@ -26,6 +26,7 @@ that dies loses nothing the workers finished.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -129,8 +130,10 @@ def cluster_client(workers: int | None, scheduler: str | None) -> Iterator:
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
            "OMP_NUM_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # silence_logs: the nanny's shutdown notices ("still alive after 4 s, killing": TensorFlow
+    # keeps its threads) are not the user's business; errors still show
     with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                       dashboard_address=None, env=env) as cluster,
+                       dashboard_address=None, env=env, silence_logs=logging.ERROR) as cluster,
           Client(cluster) as client):
         yield client
 
