@@ -113,7 +113,7 @@ def main() -> None:
     for nodes, cores in ((10, 16), (100, 16), (100, 64)):
         hours = SURVEY / (per_core * nodes * cores) / 3600
         print(f"10^9 galaxies on {nodes} nodes x {cores} cores at {per_core:.0f} gal/s per "
-              f"core: {hours:.0f} h")
+              f"core: {hours:.1f} h")
 
 
 if __name__ == "__main__":
