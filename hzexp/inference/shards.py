@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from hzexp import tracking
 from hzexp.data.store import CATALOGUE_FILE, MANIFEST_FILE
 from hzexp.inference.catalogue import PredictionReport, predict_catalogue
 from hzexp.inference.errors import PredictionError
@@ -143,17 +144,13 @@ def _predict_shard(shard: Path, out: Path, model_uri: str, overwrite: bool,
     of this shard (an interrupted sharded run finished it)."""
     manifest = json.loads((shard / MANIFEST_FILE).read_text())
     finished = read_provenance(out) if out.is_file() else {}
+    made_by = tracking.ModelSource(finished.get("model_uri", ""),
+                                   finished.get("model_name") or None,
+                                   finished.get("model_version") or None, None)
     if (finished.get("dataset_hash") == manifest.get("content_hash")
-            and pinned_uri_of(finished) == model_uri):
+            and pinned_uri(made_by) == model_uri):
         return None
     return predict_catalogue(shard, out, model_uri=model_uri, overwrite=overwrite, **options)
-
-
-def pinned_uri_of(provenance: dict[str, str]) -> str:
-    """The pinned model URI a catalogue records (`models:/name/version`, else its URI)."""
-    if provenance.get("model_name") and provenance.get("model_version"):
-        return f"models:/{provenance['model_name']}/{provenance['model_version']}"
-    return provenance.get("model_uri", "")
 
 
 def _n_rows(directory: Path, shards: list[Path]) -> int:
