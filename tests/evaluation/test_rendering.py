@@ -118,3 +118,27 @@ def test_without_a_browser_figures_are_html_saying_why_offline(galaxies, tmp_pat
     assert [p.name for p in written] == ["zphot_vs_zspec.html"]
     page = written[0].read_text()
     assert "cdn.plot.ly" in page and "hzexp[images]" in page and "data:image/png" not in page
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["pit_histogram", "coverage", "example_pdfs"])
+def test_the_pdf_figures_draw_offline_and_fit_the_window(name, tmp_path):
+    from scipy import stats
+
+    from hzexp.evaluation.pdf_figures import coverage_curve, example_pdfs, pit_histogram
+    from hzexp.evaluation.pdfs import PdfGrid
+
+    grid = PdfGrid(1.0, 200)
+    rng = np.random.default_rng(2)
+    mu = rng.uniform(0.1, 0.7, 1000)
+    z_spec = mu + 0.03 * rng.standard_normal(mu.size)
+    pdfs = np.diff(stats.norm.cdf((grid.edges[None, :] - mu[:, None]) / 0.03), axis=1)
+    figure = {"pit_histogram": lambda: pit_histogram({"Hybrid-z": pdfs}, grid, z_spec),
+              "coverage": lambda: coverage_curve({"Hybrid-z": pdfs}, grid, z_spec),
+              "example_pdfs": lambda: example_pdfs(pdfs, grid, z_spec)}[name]()
+    assert figure.layout.width <= WINDOW[0]
+    write_figures({name: figure}, tmp_path)
+    shot = tmp_path / "page.png"
+    chromium(tmp_path / f"{name}.html", f"--screenshot={shot}")
+    assert drawn_fraction(shot) > 0.02
+    assert drawn_fraction(tmp_path / f"{name}.png") > 0.02
