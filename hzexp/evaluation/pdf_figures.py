@@ -30,13 +30,14 @@ def pit_histogram(pdfs: Mapping[str, np.ndarray], grid: PdfGrid, z_spec,
                                name="uniform (calibrated)"))
     for index, (label, pdf) in enumerate(pdfs.items()):
         counts, _ = np.histogram(pit(pdf, grid, z_spec), bins=edges)
-        fig.add_trace(go.Scatter(x=(edges[1:] + edges[:-1]) / 2,
-                                 y=counts / (counts.sum() * np.diff(edges)), mode="lines",
-                                 line_shape="hvh", name=label, line={"color": _colour(index)}))
-    fig.update_layout(title="Probability integral transform", width=800, height=500,
+        density = counts / (counts.sum() * np.diff(edges))
+        # steps over the whole bins, the last one drawn to PIT = 1
+        fig.add_trace(go.Scatter(x=edges, y=np.append(density, density[-1]), mode="lines",
+                                 line_shape="hv", name=label, line={"color": _colour(index)}))
+    fig.update_layout(title="Probability integral transform", width=800, height=550,
                       xaxis={"title": {"text": "PIT = CDF(z_spec)"}, "range": [0, 1]},
                       yaxis={"title": {"text": "density"}, "rangemode": "tozero"},
-                      legend={"x": 0.02, "y": 0.98})
+                      legend={"orientation": "h", "x": 0, "y": -0.18})
     return fig
 
 
