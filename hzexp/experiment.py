@@ -30,7 +30,7 @@ from hzexp.evaluation.figures import nz_comparison
 from hzexp.evaluation.pdfs import PdfGrid, summaries
 from hzexp.evaluation.report import build_report
 from hzexp.evaluation.tables import photoz_table, subsample_metrics, subsample_pdf_metrics
-from hzexp.inference import predict_dataset_rows
+from hzexp.inference.catalogue import predict_dataset_pdfs, predict_dataset_rows
 from hzexp.inference.model import lookup_source
 from hzexp.training import TrainingResult, pdf_grid, train
 
@@ -213,7 +213,8 @@ TABLE2_SAMPLE = "all"
 
 def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None,
                        out: str | Path | None = None) -> pd.DataFrame:
-    """Paper 5.2 / Table 2: a model (and its run's baseline) on an external labelled sample.
+    """Paper 5.2 / Table 2: a model (and its run's baseline) on an external labelled sample;
+    for a PDF model also the PDF metrics and Table 2's PDF columns.
 
     Logged as its own MLflow run tagged with the model URI, registered name and version,
     so the external validation sits beside the model it validates.
@@ -224,12 +225,16 @@ def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None
     name = name or dataset.path.name
     source = lookup_source(model_uri)
     rows = np.arange(len(dataset))
-    z_phot = {HYBRID_LABEL: predict_dataset_rows(tracking.load_pyfunc(model_uri), dataset, rows)}
+    hybrid = tracking.load_pyfunc(model_uri)
+    z_phot = {HYBRID_LABEL: predict_dataset_rows(hybrid, dataset, rows)}
+    grid = hybrid.unwrap_python_model().pdf_grid
+    pdfs = ({HYBRID_LABEL: predict_dataset_pdfs(hybrid.unwrap_python_model(), dataset, rows)}
+            if grid is not None else {})
     baseline = tracking.load_baseline_for(source)
     if baseline is not None:
         z_phot[BASELINE_LABELS["mlp"]] = baseline.predict(magnitudes(dataset, rows))
     frame = dataset.catalogue
-    table = photoz_table(frame, z_phot)
+    table = photoz_table(frame, z_phot, pdfs=pdfs, grid=grid)
     table = table[table["sample"] == TABLE2_SAMPLE].assign(sample=name).reset_index(drop=True)
     tags = {**tracking.run_tags(dataset.content_hash, str(dataset.path)),
             "evaluated_model_uri": model_uri, "evaluated_model_name": source.name or "",
@@ -238,6 +243,8 @@ def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None
     with tracking.start_run(run_name=f"evaluate-{name}", tags=tags):
         tracking.log_dataset_input(dataset, "evaluation")
         metrics = subsample_metrics(frame, z_phot[HYBRID_LABEL])
+        if pdfs:
+            metrics.update(subsample_pdf_metrics(frame, pdfs[HYBRID_LABEL], grid))
         if baseline is not None:
             metrics.update(subsample_metrics(frame, z_phot[BASELINE_LABELS["mlp"]],
                                              prefix=BASELINE_PREFIXES["mlp"]))

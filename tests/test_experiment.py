@@ -200,6 +200,21 @@ def test_a_logged_pdf_model_serves_its_summaries(pdf_outcome, smoke_config):
         magnitudes(dataset, rows)))
 
 
+def test_an_external_validation_of_a_pdf_model_logs_its_pdf_metrics(pdf_outcome,
+                                                                    smoke_config):
+    from hzexp.experiment import tracked_evaluation
+
+    table = tracked_evaluation(pdf_outcome.model_uri, smoke_config.data.path, name="ext")
+    assert {"crps", "coverage_68", "coverage_95"} <= set(table.columns)
+    run = mlflow.search_runs(filter_string="attributes.run_name = 'evaluate-ext'",
+                             search_all_experiments=True, output_format="list")[0]
+    metrics = run.data.metrics
+    for name in ("crps", "pit_ks", "coverage_68", "clean_crps", "cde_loss"):
+        assert name in metrics, name
+    hybrid = table[table["method"] == "Hybrid-z"].iloc[0]
+    assert hybrid["crps"] == pytest.approx(metrics["crps"], rel=1e-9)
+
+
 class _Crash(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise RuntimeError("simulated crash mid-training")

@@ -45,7 +45,7 @@ from hzexp.inference.stream import prefetched_chunks
 from hzexp.inference.target import check_replaced_hash, check_targets, output_lock
 
 __all__ = ["DEFAULT_MODEL_URI", "PredictionError", "PredictionReport", "predict_catalogue",
-           "predict_dataset_rows", "read_predictions"]
+           "predict_dataset_pdfs", "predict_dataset_rows", "read_predictions"]
 
 DEFAULT_MODEL_URI = "models:/hybrid-z@champion"
 #: Galaxies per `predict_on_batch` call (bounded activation memory on CPU).
@@ -259,6 +259,15 @@ def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,
                                   "mags": magnitudes(dataset, part)}))
            for part in np.array_split(rows, max(1, -(-len(rows) // chunk_size)))]
     return np.concatenate(out).astype(np.float64) if out else np.empty(0)
+
+
+def predict_dataset_pdfs(model: tracking.HybridZPyfunc, dataset: Dataset, rows: np.ndarray,
+                         chunk_size: int = 2048) -> np.ndarray:
+    """(N, bins) PDFs of catalogue rows `rows` (in that order) from a PDF model's pyfunc."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return np.concatenate([model.predict_output(dataset.read_images(part),
+                                                magnitudes(dataset, part))
+                           for part in np.array_split(rows, max(1, -(-len(rows) // chunk_size)))])
 
 
 def _z_phot(prediction) -> np.ndarray:
