@@ -50,17 +50,12 @@ def timed_predict(data: Path, model_uri: str, chunk_size: int, **cluster) -> flo
 def on_cluster(data: Path, model_uri: str, chunk_size: int, workers: int) -> dict:
     """End-to-end rate on a fresh local cluster (started inside the timing, as `--workers`
     does), the scheduler overhead per task, and the workers' peak RSS."""
-    from dask.distributed import Client, LocalCluster
+    from hzexp.inference.cluster import cluster_client
 
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
-    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
-           "OMP_NUM_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "2"}
     started = time.perf_counter()
-    with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                       dashboard_address=None, env=env) as cluster,
-          Client(cluster) as client):
+    with cluster_client(workers, None) as client:  # the cluster `--workers` starts
         # the workers load the model inside this call, as under --workers
-        rate = timed_predict(data, model_uri, chunk_size, scheduler=cluster.scheduler_address)
+        rate = timed_predict(data, model_uri, chunk_size, scheduler=client.scheduler.address)
         total = time.perf_counter() - started
         noop_started = time.perf_counter()
         client.gather(client.map(int, range(NOOP_TASKS), pure=False))

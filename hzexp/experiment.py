@@ -226,10 +226,14 @@ def tracked_evaluation(model_uri: str, data: str | Path, name: str | None = None
     source = lookup_source(model_uri)
     rows = np.arange(len(dataset))
     hybrid = tracking.load_pyfunc(model_uri)
-    z_phot = {HYBRID_LABEL: predict_dataset_rows(hybrid, dataset, rows)}
     grid = hybrid.unwrap_python_model().pdf_grid
-    pdfs = ({HYBRID_LABEL: predict_dataset_pdfs(hybrid.unwrap_python_model(), dataset, rows)}
-            if grid is not None else {})
+    pdfs = {}
+    if grid is None:
+        z_phot = {HYBRID_LABEL: predict_dataset_rows(hybrid, dataset, rows)}
+    else:  # the network runs once: z_phot is its PDFs' median, as the pyfunc answers it
+        pdfs[HYBRID_LABEL] = predict_dataset_pdfs(hybrid.unwrap_python_model(), dataset, rows)
+        z_phot = {HYBRID_LABEL: summaries(pdfs[HYBRID_LABEL], grid)["z_phot"]
+                  .to_numpy(dtype=np.float64)}
     baseline = tracking.load_baseline_for(source)
     if baseline is not None:
         z_phot[BASELINE_LABELS["mlp"]] = baseline.predict(magnitudes(dataset, rows))

@@ -254,20 +254,24 @@ def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:
 def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,
                          chunk_size: int = 2048) -> np.ndarray:
     """z_phot of catalogue rows `rows` (in that order) from a pyfunc model."""
-    rows = np.asarray(rows, dtype=np.int64)
     out = [_z_phot(model.predict({"image": dataset.read_images(part),
                                   "mags": magnitudes(dataset, part)}))
-           for part in np.array_split(rows, max(1, -(-len(rows) // chunk_size)))]
+           for part in _row_chunks(rows, chunk_size)]
     return np.concatenate(out).astype(np.float64) if out else np.empty(0)
 
 
 def predict_dataset_pdfs(model: tracking.HybridZPyfunc, dataset: Dataset, rows: np.ndarray,
                          chunk_size: int = 2048) -> np.ndarray:
     """(N, bins) PDFs of catalogue rows `rows` (in that order) from a PDF model's pyfunc."""
-    rows = np.asarray(rows, dtype=np.int64)
     return np.concatenate([model.predict_output(dataset.read_images(part),
                                                 magnitudes(dataset, part))
-                           for part in np.array_split(rows, max(1, -(-len(rows) // chunk_size)))])
+                           for part in _row_chunks(rows, chunk_size)])
+
+
+def _row_chunks(rows: np.ndarray, chunk_size: int) -> list[np.ndarray]:
+    """`rows` in order, in pieces of at most `chunk_size`."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return np.array_split(rows, max(1, -(-len(rows) // chunk_size)))
 
 
 def _z_phot(prediction) -> np.ndarray:
