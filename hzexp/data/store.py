@@ -42,6 +42,14 @@ CATALOGUE_COLUMNS = (
     "object_id", "ra", "dec", "z_spec", *MAG_COLUMNS, *MAGERR_COLUMNS,
     "mag_r_auto", "masked", "galaxy_type", "image_index",
 )
+#: Per-band PSF FWHM (arcsec) of the coadd each stamp was cut from: the seeing a model may
+#: take as input and the evaluation bins residuals by. Every source writes them, NaN where
+#: unknown; a dataset written before they existed lacks them and reads them as unknown.
+PSF_COLUMNS = tuple(f"psf_fwhm_{b}" for b in IMAGE_BANDS)
+#: Largest plausible PSF FWHM (arcsec): a larger value is a unit or sentinel mistake.
+PSF_FWHM_MAX_ARCSEC = 10.0
+#: The columns a dataset writes (and hashes): the contract's plus the seeing.
+WRITTEN_COLUMNS = (*CATALOGUE_COLUMNS, *PSF_COLUMNS)
 CATALOGUE_FILE = "catalogue.parquet"
 IMAGES_FILE = "images.h5"
 MANIFEST_FILE = "manifest.json"
@@ -59,6 +67,7 @@ _DTYPES = {
     "object_id": "int64", "ra": "float64", "dec": "float64", "z_spec": "float64",
     **{c: "float32" for c in MAG_COLUMNS + MAGERR_COLUMNS}, "mag_r_auto": "float32",
     "masked": "bool", "galaxy_type": "object", "image_index": "int64",
+    **{c: "float32" for c in PSF_COLUMNS},
 }
 
 
@@ -103,7 +112,8 @@ class ContentHash:
     two parts are kept apart too, so a cheap check of the catalogue alone is possible.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, columns: tuple[str, ...] = WRITTEN_COLUMNS) -> None:
+        self.columns = list(columns)
         self._catalogue = hashlib.sha256()
         self._images = hashlib.sha256()
 
@@ -113,7 +123,7 @@ class ContentHash:
         self._images.update(np.ascontiguousarray(images, dtype="<f4").tobytes())
 
     def update_catalogue(self, catalogue: pd.DataFrame) -> None:
-        ordered = catalogue.loc[:, list(CATALOGUE_COLUMNS)].reset_index(drop=True)
+        ordered = catalogue.loc[:, self.columns].reset_index(drop=True)
         row_hashes = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
         self._catalogue.update(row_hashes.tobytes())
 
@@ -146,6 +156,16 @@ def check_catalogue(catalogue: pd.DataFrame, where: str) -> None:
     if len(duplicated):
         raise DatasetError(f"{where}: duplicate object_id {duplicated.iloc[0]} "
                            f"({len(duplicated)} duplicate rows)")
+    for column in PSF_COLUMNS:
+        if column not in catalogue:
+            continue
+        fwhm = pd.to_numeric(catalogue[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~(np.isnan(fwhm) | ((fwhm > 0) & (fwhm < PSF_FWHM_MAX_ARCSEC))))
+        if len(bad):
+            raise DatasetError(
+                f"{where}: column {column} has {catalogue[column].iloc[bad[0]]} (object_id "
+                f"{ids.iloc[bad[0]]}); a PSF FWHM is in (0, {PSF_FWHM_MAX_ARCSEC:g}) arcsec, "
+                "or null when unknown")
     types = set(catalogue["galaxy_type"].dropna().unique()) - set(GALAXY_TYPES)
     if types:
         raise DatasetError(f"{where}: column galaxy_type has value(s) {sorted(types)}; "
@@ -195,7 +215,8 @@ def check_images(images: np.ndarray, object_ids: np.ndarray, stored_size: int, w
 
 
 def _normalise_catalogue(chunk: pd.DataFrame) -> pd.DataFrame:
-    out = chunk.loc[:, list(CATALOGUE_COLUMNS)].copy()
+    """The written columns in contract order and dtypes (absent PSF columns as NaN)."""
+    out = chunk.reindex(columns=list(WRITTEN_COLUMNS))
     for column, dtype in _DTYPES.items():
         if dtype != "object":
             out[column] = out[column].astype(dtype)
@@ -282,6 +303,7 @@ class DatasetWriter:
             "mag_bands": list(MAG_BANDS),
             "pixel_scale_arcsec": self.pixel_scale,
             "stored_size": self.stored_size,
+            "catalogue_columns": self._hash.columns,
             "content_hash": self._hash.hexdigest(),
             "catalogue_hash": self._hash.catalogue_hexdigest(),
             "images_hash": self._hash.images_hexdigest(),
@@ -341,6 +363,9 @@ class Dataset:
         check_catalogue(catalogue, str(path / CATALOGUE_FILE))
         if catalogue.empty:
             raise DatasetError(f"{path}: the catalogue has no galaxies")
+        for column in PSF_COLUMNS:  # written before the seeing was: unknown
+            if column not in catalogue:
+                catalogue[column] = np.float32(np.nan)
         with _readable(path / IMAGES_FILE), h5py.File(path / IMAGES_FILE, "r") as h5:
             if IMAGES_KEY not in h5:
                 raise DatasetError(f"{path / IMAGES_FILE}: no dataset {IMAGES_KEY!r}")
@@ -408,6 +433,11 @@ class Dataset:
         return physical_magnitudes(self.catalogue[list(MAG_COLUMNS)].to_numpy(np.float32))
 
     @functools.cached_property
+    def psf_array(self) -> np.ndarray:
+        """All PSF FWHMs (N, 4) float32 in arcsec, NaN where unknown."""
+        return self.catalogue[list(PSF_COLUMNS)].to_numpy(np.float32)
+
+    @functools.cached_property
     def z_spec_array(self) -> np.ndarray:
         """All spectroscopic redshifts (N,) float32, NaN when unknown."""
         return self.catalogue["z_spec"].to_numpy(dtype=np.float32)
@@ -442,7 +472,8 @@ class Dataset:
     def _hashes(self, images: bool = True, chunk_size: int = 2048) -> ContentHash:
         """The stored content hashed in storage order (`images=False`: the catalogue only,
         which needs no pixel read)."""
-        content = ContentHash()
+        # the columns the writer hashed: a dataset older than the PSF columns lacks them
+        content = ContentHash(tuple(self.manifest.get("catalogue_columns", CATALOGUE_COLUMNS)))
         by_index = np.argsort(self.catalogue["image_index"].to_numpy(), kind="stable")
         if not images:
             content.update_catalogue(_normalise_catalogue(self.catalogue.iloc[by_index]))

@@ -11,12 +11,15 @@ import pandas as pd
 import pytest
 
 from hzexp.data.store import (
+    CATALOGUE_COLUMNS,
     CATALOGUE_FILE,
     CONTENT_CHECK_KEYS,
     IMAGES_FILE,
     IMAGES_KEY,
     MAG_COLUMNS,
     MANIFEST_FILE,
+    PSF_COLUMNS,
+    ContentHash,
     Dataset,
     DatasetError,
     DatasetWriter,
@@ -266,3 +269,42 @@ def test_an_empty_catalogue_is_refused(write_dataset):
     with pytest.raises(DatasetError, match=f"^{re.escape(str(path))}: the catalogue has no "
                                            "galaxies$"):
         Dataset.open(path)
+
+
+def test_psf_columns_round_trip_and_a_source_without_them_writes_them_unknown(tmp_path):
+    catalogue = synthetic_catalogue(6)
+    with DatasetWriter(tmp_path / "seen", 48, {}) as writer:
+        writer.append(catalogue, synthetic_images(6))
+    np.testing.assert_allclose(Dataset.open(tmp_path / "seen").psf_array,
+                               catalogue[list(PSF_COLUMNS)].to_numpy(), rtol=1e-6)
+    with DatasetWriter(tmp_path / "unseen", 48, {}) as writer:
+        writer.append(catalogue.drop(columns=list(PSF_COLUMNS)), synthetic_images(6))
+    assert np.isnan(Dataset.open(tmp_path / "unseen").psf_array).all()
+
+
+def test_a_dataset_from_before_the_psf_columns_opens_with_unknown_seeing(write_dataset):
+    """Written by older code: no PSF columns and a catalogue hash over the old columns."""
+    path = write_dataset(n=30)
+    catalogue = pd.read_parquet(path / CATALOGUE_FILE).drop(columns=list(PSF_COLUMNS))
+    catalogue.to_parquet(path / CATALOGUE_FILE)
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    old_hash = ContentHash(CATALOGUE_COLUMNS)
+    old_hash.update_catalogue(catalogue)
+    del manifest["catalogue_columns"]
+    manifest["catalogue_hash"] = old_hash.catalogue_hexdigest()
+    manifest["images_file"] = {"bytes": (path / IMAGES_FILE).stat().st_size,
+                               "mtime_ns": (path / IMAGES_FILE).stat().st_mtime_ns}
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    dataset = Dataset.open(path)
+    assert np.isnan(dataset.psf_array).all() and dataset.psf_array.shape == (30, 4)
+    _edit_catalogue(path, {(4, "mag_r"): 21.5})
+    with pytest.raises(DatasetError, match="catalogue.parquet was changed"):
+        Dataset.open(path)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, 99.0])
+def test_an_impossible_psf_fwhm_is_named(tmp_path, value):
+    catalogue = synthetic_catalogue(5)
+    catalogue.loc[2, "psf_fwhm_g"] = value
+    with pytest.raises(DatasetError, match=rf"column psf_fwhm_g has {value} \(object_id 2\)"):
+        _write_bad(tmp_path, catalogue, synthetic_images(5))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hzexp.data.store import MAG_COLUMNS, MAGERR_COLUMNS
+from hzexp.data.store import MAG_COLUMNS, MAGERR_COLUMNS, PSF_COLUMNS
 
 REPO = Path(__file__).parents[2]
 
@@ -28,6 +28,8 @@ def synthetic_catalogue(n: int, first_id: int = 0, seed: int = 0) -> pd.DataFram
     columns["mag_r_auto"] = columns["mag_r"] - 0.1
     columns["masked"] = rng.random(n) < 0.15
     columns["galaxy_type"] = np.where(rng.random(n) < 0.4, "red", "blue")
+    for k, psf in enumerate(PSF_COLUMNS):  # u worst, r best, as in KiDS
+        columns[psf] = rng.uniform(0.6, 1.0, n) + 0.1 * (k == 0) - 0.1 * (k == 2)
     return pd.DataFrame(columns)
 
 

@@ -158,6 +158,11 @@ class Scenario:
     spectra: Path
 
 
+#: The seeing in the tile headers: A as PSF_FWHM (ESO), B as SEEING and none in i.
+TILE_PSF_FWHM = {"A": {"u": 1.05, "g": 0.85, "r": 0.68, "i": 0.78},
+                 "B": {"u": 0.95, "g": 0.9, "r": 0.75}}
+
+
 def write_tiles(tiles_dir: Path, seed: int = 1) -> None:
     """Tile A named KiDS-style; tile B with the band only in FILTER; plus a weight image."""
     rng = np.random.default_rng(seed)
@@ -169,8 +174,11 @@ def write_tiles(tiles_dir: Path, seed: int = 1) -> None:
             header["FILTER"] = f"OCAM_{band}_SDSS"
             if tile == "A":
                 name = f"KiDS_DR4.0_130.0_0.5_{band}_sci.fits"
+                header["PSF_FWHM"] = TILE_PSF_FWHM["A"][band]
             else:
                 header["OBJECT"] = "KIDS_130.017_0.5"
+                if band in TILE_PSF_FWHM["B"]:
+                    header["SEEING"] = TILE_PSF_FWHM["B"][band]
                 name = f"tileB_coadd_{BANDS.index(band) + 1}.fits"
             fits.PrimaryHDU(render(wcs, band, rng), header).writeto(tiles_dir / name)
     weight = np.ones((TILE_PIXELS, TILE_PIXELS), dtype=np.float32)

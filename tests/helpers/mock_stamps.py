@@ -16,7 +16,7 @@ def render_noiseless(survey: MockSurvey, block, fwhm_px=None, offsets=None) -> n
     g = block.galaxies
     n = len(g)
     bands = [MAG_BANDS.index(b) for b in IMAGE_BANDS]
-    nominal = np.asarray(survey.params.psf_fwhm_arcsec) / survey.params.pixel_scale_arcsec
+    nominal = np.asarray(survey.params.psf_fwhm_median_arcsec) / survey.params.pixel_scale_arcsec
     to_px = 1.0 / survey.params.pixel_scale_arcsec
     return render_stamps(
         block.bulge_flux[:, bands], block.disk_flux[:, bands],

@@ -40,11 +40,25 @@ from hzexp.data.kids.matching import (
     match_spectra,
     read_spectra,
 )
-from hzexp.data.kids.tiles import Tile, assign_to_tiles, cut_out, discover_tiles, pixel_scale_arcsec
-from hzexp.data.store import CATALOGUE_COLUMNS, IMAGE_BANDS, DatasetError, DatasetWriter
+from hzexp.data.kids.tiles import (
+    PSF_KEYWORDS,
+    Tile,
+    assign_to_tiles,
+    cut_out,
+    discover_tiles,
+    pixel_scale_arcsec,
+)
+from hzexp.data.store import (
+    CATALOGUE_COLUMNS,
+    IMAGE_BANDS,
+    PSF_COLUMNS,
+    DatasetError,
+    DatasetWriter,
+)
 
 EDGE_POLICIES = ("drop", "pad")
-WRITTEN_COLUMNS = [c for c in CATALOGUE_COLUMNS if c != "image_index"]  # the writer adds it
+# the writer adds image_index
+WRITTEN_COLUMNS = [c for c in CATALOGUE_COLUMNS if c != "image_index"] + list(PSF_COLUMNS)
 IMAGE_ORIENTATION = ("cutouts are slices of the tile pixel arrays, not resampled: axis 0 = "
                      "tile y (NAXIS2), axis 1 = tile x (NAXIS1); KiDS tiles are north up, "
                      "east left, so RA runs along axis 1 (increasing towards lower x)")
@@ -72,6 +86,7 @@ class IngestReport:
     lost_to_nearer: int | None = None
     unmatched_dropped: int | None = None
     tiles: int = 0
+    tiles_unknown_seeing: list[str] = field(default_factory=list)
     outside_tiles: int = 0
     off_edge: int = 0
     edge_policy: str = "drop"
@@ -95,7 +110,9 @@ class IngestReport:
                       f"spec-z dropped)"]
         action = "dropped" if self.edge_policy == "drop" else "zero-padded and flagged masked"
         nonfinite = "dropped" if self.edge_policy == "drop" else "zero-filled and flagged masked"
-        lines += [f"tiles: {self.tiles}; {self.outside_tiles} galaxies on no tile",
+        unknown = (f"; seeing unknown (no {'/'.join(PSF_KEYWORDS)} keyword) in "
+                   f"{', '.join(self.tiles_unknown_seeing)}" if self.tiles_unknown_seeing else "")
+        lines += [f"tiles: {self.tiles}; {self.outside_tiles} galaxies on no tile{unknown}",
                   f"cutouts: {self.off_edge} running off a tile edge {action}; "
                   f"{self.nonfinite_pixels} with non-finite pixels {nonfinite}",
                   f"written: {self.written} ({self.written_masked} flagged masked)"]
@@ -137,6 +154,9 @@ def ingest(tiles_dir: str | Path, photometry_file: str | Path, out_dir: str | Pa
     writer = DatasetWriter(out_dir, cutout_size, provenance, pixel_scale_arcsec(tiles),
                            overwrite=overwrite)
     report = IngestReport(tiles=len(tiles), edge_policy=edge_policy)
+    report.tiles_unknown_seeing = [
+        f"{t.name} ({','.join(b for b, v in zip(IMAGE_BANDS, t.psf_fwhm_arcsec) if v != v)})"
+        for t in tiles if np.isnan(t.psf_fwhm_arcsec).any()]
 
     catalogue, report.failed_criterion, report.photometry_rows = read_photometry(
         photometry_file, column_map)
@@ -202,6 +222,7 @@ def _cut_out_chunk(tile: Tile, part: pd.DataFrame, fits_fully: np.ndarray, cutou
                    edge_policy: str, report: IngestReport) -> tuple[pd.DataFrame, np.ndarray]:
     """Cutouts of `part`; galaxies with non-finite pixels dropped or zero-filled and masked."""
     images = cut_out(tile, part["ra"].to_numpy(), part["dec"].to_numpy(), cutout_size, fits_fully)
+    part[list(PSF_COLUMNS)] = np.float32(tile.psf_fwhm_arcsec)
     finite = np.isfinite(images).all(axis=(1, 2, 3))
     report.nonfinite_pixels += int((~finite).sum())
     if edge_policy == "drop":

@@ -34,11 +34,16 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from hzexp._io import open_fits
-from hzexp.data.store import IMAGE_BANDS, DatasetError
+from hzexp.data.store import IMAGE_BANDS, PSF_FWHM_MAX_ARCSEC, DatasetError
 
 TILE_SUFFIXES = (".fits", ".fits.fz", ".fit")
 NON_SCIENCE_TOKENS = frozenset({"wei", "weight", "msk", "mask", "flag", "flags"})
 BAND_KEYWORDS = ("FILTER", "BAND")
+#: Header keywords with a band image's PSF FWHM in arcsec, in the order read: PSF_FWHM is the
+#: ESO Science Data Products standard's (KiDS DR4 coadds are ESO Phase 3 products), SEEING
+#: Astro-WISE's. A file with neither (searched in the image HDU, then the primary) has
+#: unknown seeing: its galaxies get NaN and the ingest report names the tile.
+PSF_KEYWORDS = ("PSF_FWHM", "SEEING")
 #: Pixel scales of all bands and tiles must agree to this fraction (cutouts share one size).
 PIXEL_SCALE_TOLERANCE = 0.01
 
@@ -51,6 +56,7 @@ class BandImage:
     hdu_index: int
     shape: tuple[int, int]
     wcs: WCS
+    psf_fwhm_arcsec: float = float("nan")
 
     def pixel_positions(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """0-based (x, y) pixel coordinates, pixel centres at integers."""
@@ -67,6 +73,11 @@ class Tile:
 
     def files(self) -> list[Path]:
         return [self.bands[b].path for b in IMAGE_BANDS]
+
+    @property
+    def psf_fwhm_arcsec(self) -> list[float]:
+        """u, g, r, i PSF FWHM from the headers (NaN where unknown)."""
+        return [self.bands[b].psf_fwhm_arcsec for b in IMAGE_BANDS]
 
 
 def _stem_tokens(path: Path) -> list[str]:
@@ -92,12 +103,31 @@ def _open_band_image(path: Path) -> tuple[BandImage, fits.Header]:
                 break
         else:
             raise DatasetError(f"{path}: no 2-D image HDU")
+        psf_fwhm = _psf_fwhm(path, [header, hdul[0].header])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(header)
     if not wcs.has_celestial:
         raise DatasetError(f"{path}: no celestial WCS in the header (cannot place galaxies)")
-    return BandImage(path, index, shape, wcs.celestial), header
+    return BandImage(path, index, shape, wcs.celestial, psf_fwhm), header
+
+
+def _psf_fwhm(path: Path, headers: list[fits.Header]) -> float:
+    """The first `PSF_KEYWORDS` value found in `headers` (arcsec), NaN if none; raise
+    naming file and keyword for a value that is not a plausible FWHM."""
+    for header in headers:
+        for keyword in PSF_KEYWORDS:
+            if keyword not in header:
+                continue
+            try:
+                value = float(header[keyword])
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not 0 < value < PSF_FWHM_MAX_ARCSEC:
+                raise DatasetError(f"{path}: header keyword {keyword} = {header[keyword]!r} is "
+                                   f"not a PSF FWHM in (0, {PSF_FWHM_MAX_ARCSEC:g}) arcsec")
+            return value
+    return float("nan")
 
 
 def _band_and_tile(path: Path, header: fits.Header) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from hzexp.data.mock.parameters import MockParameters
 from hzexp.data.mock.photometry import component_fluxes, observe_catalogue, zero_point_factors
 from hzexp.data.mock.population import CandidateSampler, CosmologyGrid, add_structure
 from hzexp.data.mock.sed import SEDPY_FILTER_NAMES, TEMPLATE_FILES
-from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, DatasetWriter
+from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS, DatasetWriter
 
 #: Version of the generative model: bump it whenever the code that turns parameters and a
 #: seed into galaxies changes (new physics, a different order of random draws), so cached
@@ -36,7 +36,9 @@ from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, DatasetWriter
 #: 3: zero-point errors (0.01 mag) shared by the images and the catalogue's u,g,r,i (they
 #:    are measured on the same coadds) instead of independent 0.02 mag image and catalogue
 #:    draws; GAaP aperture errors (0.03 mag) catalogue-only; less disk SED scatter.
-MOCK_MODEL_VERSION = 3
+#: 4: seeing per 1 deg tile and band (KiDS DR4-like), written as psf_fwhm_u..i; positions
+#:    drawn before the images.
+MOCK_MODEL_VERSION = 4
 #: Galaxies per random-generator block: fixed, so results never depend on `chunk_size`.
 GENERATION_BLOCK = 512
 #: First object_id; ids are OBJECT_ID_OFFSET + position in the mock.
@@ -46,6 +48,8 @@ _IMAGE_BAND_INDEX = [MAG_BANDS.index(b) for b in IMAGE_BANDS]
 _CENTRE_JITTER_PX = 0.3
 #: Range of a wrong (blunder) spectroscopic redshift.
 _BLUNDER_Z_RANGE = (0.02, 0.8)
+#: Entropy word of the tile-seeing generator, apart from the block generators' indices.
+_TILE_SEEING_STREAM = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ class MockSurvey:
         self.cosmology = CosmologyGrid.build(self.params)
         self.sampler = CandidateSampler(self.params, self.cosmology, self.table)
         p = self.params
+        self._tile_seeing: dict[int, np.ndarray] = {}
         self.sky_sigma = sky_sigma_per_pixel(
-            np.asarray(p.depth_5sigma)[_IMAGE_BAND_INDEX], np.asarray(p.psf_fwhm_arcsec),
+            np.asarray(p.depth_5sigma)[_IMAGE_BAND_INDEX], np.asarray(p.psf_fwhm_median_arcsec),
             p.psf_moffat_beta, p.depth_aperture_diameter_arcsec, p.pixel_scale_arcsec,
             p.image_zero_point_ab).astype(np.float32)
 
@@ -103,14 +108,33 @@ class MockSurvey:
                            np.concatenate([b.zero_point for b in parts]),
                            pd.concat([b.catalogue for b in parts], ignore_index=True)).head(n)
 
-    def render(self, block: GalaxyBlock, rng: np.random.Generator, stored_size: int) -> np.ndarray:
-        """Images of a block: the shared zero points, (d) PSF jitter, defects, sky noise."""
+    def tile_seeing(self, seed: int) -> np.ndarray:
+        """(180, 360, 4) PSF FWHM (arcsec) of the 1 x 1 deg tile at [floor(dec) + 90,
+        floor(ra)], per image band: one draw per seed, whatever block asks."""
+        if seed not in self._tile_seeing:
+            p = self.params
+            rng = np.random.default_rng(np.random.SeedSequence([seed, _TILE_SEEING_STREAM]))
+            log_fwhm = (np.log(p.psf_fwhm_median_arcsec) + np.asarray(p.psf_fwhm_lognormal_sigma)
+                        * rng.standard_normal((180, 360, len(IMAGE_BANDS))))
+            self._tile_seeing[seed] = (np.clip(np.exp(log_fwhm), *p.psf_fwhm_range_arcsec)
+                                       * p.psf_fwhm_scale).astype(np.float32)
+        return self._tile_seeing[seed]
+
+    def seeing_at(self, seed: int, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        """(n, 4) tile PSF FWHM (arcsec) at the positions: the catalogue's psf_fwhm_*."""
+        row = np.clip(np.floor(dec).astype(int) + 90, 0, 179)
+        return self.tile_seeing(seed)[row, np.floor(ra).astype(int) % 360]
+
+    def render(self, block: GalaxyBlock, seeing: np.ndarray, rng: np.random.Generator,
+               stored_size: int) -> np.ndarray:
+        """Images of a block: the shared zero points, (d) each galaxy's PSF around its
+        tile's `seeing` (n, 4 arcsec), defects, sky noise."""
         p = self.params
         g = block.galaxies
         n = len(g)
         n_bands = len(IMAGE_BANDS)
         zero_point = block.zero_point[:, _IMAGE_BAND_INDEX]
-        psf_fwhm_px = (np.asarray(p.psf_fwhm_arcsec)[None, :] / p.pixel_scale_arcsec
+        psf_fwhm_px = (seeing / p.pixel_scale_arcsec
                        * np.exp(p.psf_fwhm_jitter_sigma * rng.standard_normal((n, n_bands))))
         to_px = 1.0 / p.pixel_scale_arcsec
         stamps = render_stamps(
@@ -135,15 +159,18 @@ class MockSurvey:
         """Catalogue rows (contract columns) and images of generation block `index`."""
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
         galaxies = self.draw_galaxies(rng, GENERATION_BLOCK)
-        images = self.render(galaxies, rng, stored_size)
-        return self._catalogue_rows(galaxies, index, rng), images
+        ra, dec = sky_positions(rng, GENERATION_BLOCK, self.params.sky_patches_deg)
+        seeing = self.seeing_at(seed, ra, dec)
+        images = self.render(galaxies, seeing, rng, stored_size)
+        rows = self._catalogue_rows(galaxies, index, ra, dec, rng)
+        rows[list(PSF_COLUMNS)] = seeing
+        return rows, images
 
-    def _catalogue_rows(self, block: GalaxyBlock, index: int,
+    def _catalogue_rows(self, block: GalaxyBlock, index: int, ra: np.ndarray, dec: np.ndarray,
                         rng: np.random.Generator) -> pd.DataFrame:
         p = self.params
         g = block.galaxies
         n = len(g)
-        ra, dec = sky_positions(rng, n, p.sky_patches_deg)
         blunder = rng.random(n) < p.wrong_spec_z_fraction
         z_spec = np.where(blunder, rng.uniform(*_BLUNDER_Z_RANGE, n), g["z"].to_numpy())
         rows = pd.DataFrame({

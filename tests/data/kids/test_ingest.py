@@ -12,7 +12,7 @@ from astropy.io import fits
 from hzexp.data.kids import ingest
 from hzexp.data.kids.ids import KIDS_ID_FILE, kids_object_ids
 from hzexp.data.kids.tiles import assign_to_tiles, discover_tiles
-from hzexp.data.store import IMAGE_BANDS, MANIFEST_FILE, Dataset, DatasetError
+from hzexp.data.store import IMAGE_BANDS, MANIFEST_FILE, PSF_COLUMNS, Dataset, DatasetError
 from tests.helpers.kids_fixtures import (
     BAND_CRPIX_SHIFT,
     BAND_FLUX_FACTOR,
@@ -22,6 +22,7 @@ from tests.helpers.kids_fixtures import (
     SOURCES,
     TILE_A_CENTRE,
     TILE_B_CENTRE,
+    TILE_PSF_FWHM,
     build_scenario,
     kids_id,
     photometry_table,
@@ -290,4 +291,30 @@ def test_no_matches_is_an_error_with_the_counts(scenario, tmp_path):
     with pytest.raises(DatasetError, match=r"(?s)out: no galaxies to write.*matched: 0"):
         ingest(scenario.tiles_dir, scenario.photometry, tmp_path / "out",
                spec_file=tmp_path / "gama.fits", progress=False)
+    assert_nothing_written(tmp_path)
+
+
+def test_each_galaxy_gets_its_tiles_seeing_from_the_headers(labelled):
+    """PSF_FWHM (tile A), SEEING (tile B); B has none in i: NaN, and the report names it."""
+    report, dataset = labelled
+    catalogue = dataset.catalogue.assign(name=names_of(dataset)).set_index("name")
+    for name, row in catalogue.iterrows():
+        seeing = TILE_PSF_FWHM[SOURCE_BY_NAME[name].tile]
+        expected = [seeing.get(band, np.nan) for band in IMAGE_BANDS]
+        np.testing.assert_allclose(row[list(PSF_COLUMNS)].to_numpy(float), expected, rtol=1e-6)
+    assert {SOURCE_BY_NAME[n].tile for n in catalogue.index} == {"A", "B"}
+    assert report.tiles_unknown_seeing == ["KIDS_130.017_0.5 (i)"]
+    assert "seeing unknown (no PSF_FWHM/SEEING keyword) in KIDS_130.017_0.5 (i)" in \
+        report.summary()
+
+
+def test_an_impossible_seeing_keyword_is_named(scenario, tmp_path):
+    tiles = tmp_path / "tiles"
+    shutil.copytree(scenario.tiles_dir, tiles)
+    broken = tiles / "KiDS_DR4.0_130.0_0.5_g_sci.fits"
+    with fits.open(broken, mode="update") as hdul:
+        hdul[0].header["PSF_FWHM"] = -1.0
+    with pytest.raises(DatasetError, match=r"_g_sci.fits: header keyword PSF_FWHM = -1.0 is not"):
+        ingest(tiles, scenario.photometry, tmp_path / "out", spec_file=scenario.spectra,
+               progress=False)
     assert_nothing_written(tmp_path)

@@ -83,6 +83,7 @@ def test_unlabelled_table(tmp_path):
     dataset = Dataset.open(read_official_table(path, tmp_path / "ds", z_column=None,
                                                progress=False))
     assert dataset.catalogue["z_spec"].isna().all() and not dataset.labelled
+    assert np.isnan(dataset.psf_array).all()  # the table has no seeing: unknown
 
 
 def test_redshifts_are_kept_as_read_and_checked_where_used(tmp_path):

@@ -22,7 +22,7 @@ def test_masked_fraction_and_artefacts(small_mock, survey):
 
 def test_every_artefact_is_visible(survey):
     stamps = np.zeros((40, STAMP, STAMP, len(IMAGE_BANDS)), dtype=np.float32)
-    fwhm_px = np.tile(np.asarray(survey.params.psf_fwhm_arcsec) / 0.2, (40, 1))
+    fwhm_px = np.tile(np.asarray(survey.params.psf_fwhm_median_arcsec) / 0.2, (40, 1))
     add_artefacts(stamps, np.ones(40, bool), fwhm_px, survey.sky_sigma,
                   survey.params.image_zero_point_ab, np.random.default_rng(0))
     assert np.all((stamps / survey.sky_sigma).max(axis=(1, 2, 3)) > 5)

@@ -27,7 +27,7 @@ def test_stamp_flux_matches_catalogue_for_isolated_galaxies(small_mock, survey):
 def test_point_source_fwhm_matches_psf_spec(survey):
     n = len(IMAGE_BANDS)
     point = np.zeros((1, n))
-    nominal_px = np.asarray(survey.params.psf_fwhm_arcsec) / survey.params.pixel_scale_arcsec
+    nominal_px = np.asarray(survey.params.psf_fwhm_median_arcsec) / survey.params.pixel_scale_arcsec
     stamp = render_stamps(np.ones((1, n)) * 1000.0, point, np.array([0.01]), np.array([1.0]),
                           np.array([1.0]), np.array([1.0]), np.array([0.0]),
                           np.full((1, 2), 0.5), nominal_px[None, :], survey.params.psf_moffat_beta,

@@ -66,7 +66,8 @@ def test_images_and_catalogue_share_the_zero_points():
     survey = MockSurvey(params)
     rng = np.random.default_rng(11)
     block = survey.draw_galaxies(rng, 300)
-    stamps = survey.render(block, rng, STAMP)
+    seeing = np.tile(np.float32(params.psf_fwhm_median_arcsec), (len(block.galaxies), 1))
+    stamps = survey.render(block, seeing, rng, STAMP)
     bands = [MAG_BANDS.index(b) for b in IMAGE_BANDS]
     stamp_mag = params.image_zero_point_ab - 2.5 * np.log10(stamps.sum(axis=(1, 2)))
     catalogue_mag = block.catalogue[[f"mag_{b}" for b in IMAGE_BANDS]].to_numpy()

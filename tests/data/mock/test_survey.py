@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from hzexp.data.mock.parameters import MockParameters
 from hzexp.data.mock.survey import GENERATION_BLOCK, MockSurvey, mock_fingerprint, simulate
-from hzexp.data.store import Dataset
+from hzexp.data.store import PSF_COLUMNS, Dataset
 
 
 def test_same_seed_same_hash_different_seed_different(tmp_path):
@@ -74,3 +75,25 @@ def test_nz_red_fraction_and_selection(galaxies):
     assert 0.01 < (z > 0.45).mean() < 0.1
     assert 0.33 < galaxies.galaxies["is_red"].mean() < 0.47
     assert (galaxies.catalogue["mag_r_auto"] < 20).all()
+
+
+def test_seeing_is_per_tile_and_kids_like(survey, small_mock):
+    """Every galaxy of a 1 deg tile shares its seeing; r is best, u worst; r spans a KiDS-like
+    ~0.5-1" (Kuijken et al. 2019)."""
+    catalogue = small_mock.catalogue
+    tile = (np.floor(catalogue["ra"]).astype(int).astype(str) + ","
+            + np.floor(catalogue["dec"]).astype(int).astype(str))
+    per_tile = catalogue[list(PSF_COLUMNS)].groupby(tile.to_numpy()).nunique()
+    assert (per_tile == 1).all().all() and len(per_tile) > 20
+    seeing = survey.tile_seeing(7)
+    medians = np.median(seeing.reshape(-1, 4), axis=0)
+    np.testing.assert_allclose(medians, survey.params.psf_fwhm_median_arcsec, rtol=0.01)
+    r = seeing[..., PSF_COLUMNS.index("psf_fwhm_r")]
+    assert 0.5 < np.quantile(r, 0.01) and np.quantile(r, 0.99) < 1.0
+    assert medians.argmin() == 2 and medians.argmax() == 0
+
+
+def test_seeing_scale_makes_every_tile_worse_by_that_factor():
+    scaled = MockSurvey(dataclasses.replace(MockParameters(), psf_fwhm_scale=1.2))
+    np.testing.assert_allclose(scaled.tile_seeing(3), 1.2 * MockSurvey().tile_seeing(3),
+                               rtol=1e-6)
