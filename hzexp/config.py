@@ -68,6 +68,10 @@ class PreprocessConfig:
     augment: bool = True
     shift_fraction: float = 0.05
     flips: bool = True
+    #: Seeing augmentation (with `augment`): each training stamp's PSF FWHM grows by a
+    #: fraction drawn uniformly from [0, seeing_augment] per band, fresh every epoch, by a
+    #: Gaussian convolution (never sharpened), its PSF inputs growing with it; 0 is off.
+    seeing_augment: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class ModelConfig:
     output: Literal["point", "pdf"] = "point"
     pdf_bins: int = 200
     pdf_z_max: float = 1.0
+    #: The u,g,r,i PSF FWHMs (dataset columns psf_fwhm_*) as inputs of the magnitude
+    #: branch, standardised like the magnitudes (unknown -> the training median); the
+    #: logged model then takes a `psf_fwhm` input.
+    psf_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,8 @@ class PipelineConfig:
             ("preprocess.cutout", 8 <= self.preprocess.cutout, "must be at least 8 px"),
             ("preprocess.shift_fraction", 0 <= self.preprocess.shift_fraction < 0.5,
              "must be in [0, 0.5)"),
+            ("preprocess.seeing_augment", 0 <= self.preprocess.seeing_augment <= 1,
+             "must be in [0, 1] (the largest fractional growth of the PSF FWHM)"),
             ("training.huber_delta", self.training.huber_delta > 0, "must be > 0"),
             ("training.learning_rate", self.training.learning_rate > 0, "must be > 0"),
             ("training.epochs", self.training.epochs >= 1, "must be >= 1"),

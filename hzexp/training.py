@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from hzexp.config import ModelConfig, PipelineConfig, TrainingConfig
-from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, redshifts
+from hzexp.config import ConfigError, ModelConfig, PipelineConfig, TrainingConfig
+from hzexp.data.pipeline import (
+    MagnitudeScaling,
+    magnitudes,
+    make_dataset,
+    redshifts,
+    tabular_columns,
+    tabular_inputs,
+)
 from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
-from hzexp.data.store import Dataset
+from hzexp.data.store import PSF_COLUMNS, Dataset
 from hzexp.evaluation.metrics import Dz, smad
 from hzexp.evaluation.novelty import TrainingCoverage
 from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, fit_temperature, quantiles, temper
@@ -61,9 +68,12 @@ def point_estimates(output: np.ndarray, grid: PdfGrid | None) -> np.ndarray:
     return quantiles(output, grid, 0.5)
 
 
-def fit_scaling(dataset: Dataset, train_rows: np.ndarray) -> MagnitudeScaling:
-    """Magnitude statistics from the training split only (never validation or test)."""
-    return MagnitudeScaling(*fit_magnitude_standardiser(magnitudes(dataset, train_rows)))
+def fit_scaling(dataset: Dataset, train_rows: np.ndarray,
+                psf_inputs: bool = False) -> MagnitudeScaling:
+    """Statistics of the magnitude branch's inputs (with `psf_inputs` the PSF FWHMs too)
+    from the training split only (never validation or test)."""
+    return MagnitudeScaling(*fit_magnitude_standardiser(
+        tabular_inputs(dataset, train_rows, psf_inputs), tabular_columns(psf_inputs)))
 
 
 def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
@@ -71,7 +81,8 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: PipelineConfi
     """Unlabelled, ordered, centre-cropped batches of `rows` for prediction."""
     return make_dataset(dataset, rows, config.preprocess, scaling,
                         batch_size=max(config.training.batch_size, 256),
-                        chunk_size=config.training.chunk_size, labelled=False)
+                        chunk_size=config.training.chunk_size, labelled=False,
+                        psf_inputs=config.model.psf_inputs)
 
 
 def predict_rows(core: keras.Model, dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
@@ -168,7 +179,11 @@ def train(config: PipelineConfig, dataset: Dataset,
         assignment["train"] = train_rows[smoothing.indices]
         log.info("n(z) smoothing kept %d of %d training galaxies (%.1f%%)",
                  len(smoothing.indices), len(train_rows), 100 * smoothing.kept_fraction)
-    scaling = fit_scaling(dataset, assignment["train"])
+    unknown = np.isnan(dataset.psf_array[assignment["train"]]).all(axis=0)
+    if config.model.psf_inputs and unknown.any():
+        raise ConfigError(f"model.psf_inputs = True: {dataset.path} has no seeing in "
+                          f"{', '.join(np.asarray(PSF_COLUMNS)[unknown])} for any training galaxy")
+    scaling = fit_scaling(dataset, assignment["train"], config.model.psf_inputs)
     with distribution_scope(config.training):
         core = build_hybrid_z(config.model, config.preprocess.cutout)
         compile_hybrid_z(core, config.training, config.model)
@@ -177,7 +192,8 @@ def train(config: PipelineConfig, dataset: Dataset,
             return make_dataset(dataset, assignment[split], config.preprocess, scaling,
                                 batch_size=config.training.batch_size,
                                 chunk_size=config.training.chunk_size,
-                                training=training, seed=config.training.seed)
+                                training=training, seed=config.training.seed,
+                                psf_inputs=config.model.psf_inputs)
 
         grid = pdf_grid(config.model)
         z_val = redshifts(dataset, assignment["val"]).astype(np.float64)

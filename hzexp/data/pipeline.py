@@ -8,7 +8,8 @@ and prediction cannot drift apart.
 
 Augmentation (paper 3.3) is fresh every epoch: shifts of up to `shift_fraction` of the
 cutout in width and height, taken from the real pixels around the stored stamp rather than
-from padding, and horizontal and vertical flips.
+from padding, and horizontal and vertical flips; with `seeing_augment`, worse seeing too
+(`hzexp.data.seeing`), the PSF inputs growing with it.
 
 The batches are made once, by `_batches` in a background thread, and handed to Keras in the
 form its backend reads best: a tf.data pipeline on TensorFlow (the tuned default), an
@@ -25,13 +26,15 @@ import numpy as np
 
 from hzexp.background import in_background
 from hzexp.config import PreprocessConfig
-from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, Dataset
+from hzexp.data.seeing import degrade_seeing
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, PSF_COLUMNS, Dataset
 from hzexp.model.preprocessing import centre_crop, minmax_normalise, standardise_magnitudes
 
 
 @dataclass(frozen=True)
 class MagnitudeScaling:
-    """Training-split statistics that standardise magnitudes (NaN -> `fill` first)."""
+    """Training-split statistics that standardise the magnitude branch's inputs
+    (`tabular_inputs`; NaN -> `fill` first)."""
 
     fill: np.ndarray
     mean: np.ndarray
@@ -59,6 +62,19 @@ def magnitudes(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     return dataset.magnitude_array[rows]
 
 
+def tabular_inputs(dataset: Dataset, rows: np.ndarray, psf_inputs: bool) -> np.ndarray:
+    """The magnitude branch's raw inputs: the magnitudes (N, 9), followed with `psf_inputs`
+    by the PSF FWHMs (N, 4, arcsec, NaN where unknown)."""
+    if not psf_inputs:
+        return magnitudes(dataset, rows)
+    return np.concatenate([magnitudes(dataset, rows), dataset.psf_array[rows]], axis=1)
+
+
+def tabular_columns(psf_inputs: bool) -> tuple[str, ...]:
+    """Dataset column of each of `tabular_inputs`' columns."""
+    return MAG_COLUMNS + (PSF_COLUMNS if psf_inputs else ())
+
+
 def redshifts(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """Spectroscopic redshifts of catalogue rows, as float32 labels."""
     return dataset.z_spec_array[rows]
@@ -74,26 +90,38 @@ def max_shift_pixels(preprocess: PreprocessConfig, stored_size: int) -> int:
 @dataclass(frozen=True)
 class Augmentation:
     """Random training cutouts: each centre shifted by up to `max_shift` px in x and y, and
-    with `flips` each stamp flipped left-right and up-down with probability 1/2 each.
+    with `flips` each stamp flipped left-right and up-down with probability 1/2 each; with
+    `seeing_growth` > 0 each band's PSF FWHM grows by a factor 1 + U(0, seeing_growth).
 
     Drawn from `rng` in the generator thread rather than with tf.random inside a parallel
     map, whose draws depend on thread scheduling: a run is then reproducible from its seed.
     A block's draws are made at once and applied piece by piece as its images are read.
+    Without seeing growth no draw is made for it, so such runs repeat earlier ones exactly.
     """
 
     cutout: int
     max_shift: int
     flips: bool
     rng: np.random.Generator
+    seeing_growth: float = 0.0
+    pixel_scale_arcsec: float = 0.2
 
-    def draw(self, n: int) -> np.ndarray:
-        """(n, 4) integers per stamp: y and x shifts, up-down and left-right flips (0/1)."""
+    def draw(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, 4) integers per stamp: y and x shifts, up-down and left-right flips (0/1);
+        and the (n, 4) fractional PSF growth per band (None without seeing growth)."""
         shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(n, 2))
         flips = self.rng.random((n, 2)) < 0.5 if self.flips else np.zeros((n, 2), bool)
-        return np.column_stack([shifts, flips[:, ::-1]])
+        growth = (self.rng.uniform(0.0, self.seeing_growth, (n, len(IMAGE_BANDS)))
+                  if self.seeing_growth > 0 else None)
+        return np.column_stack([shifts, flips[:, ::-1]]), growth
 
-    def cut(self, images: np.ndarray, draws: np.ndarray, out: np.ndarray) -> None:
-        """Write the views `draws` of stored `images` into `out` (one row each)."""
+    def cut(self, images: np.ndarray, draws: np.ndarray, out: np.ndarray,
+            psf_arcsec: np.ndarray | None = None, growth: np.ndarray | None = None) -> None:
+        """Write the views `draws` of stored `images` into `out` (one row each), seen in
+        seeing worse by `growth` than their `psf_arcsec` when given."""
+        if growth is not None:
+            images = degrade_seeing(images, psf_arcsec / self.pixel_scale_arcsec, growth,
+                                    self.rng)
         base = (images.shape[1] - self.cutout) // 2
         for k, (dy, dx, ud, lr) in enumerate(draws):
             view = images[k, base + dy:base + dy + self.cutout, base + dx:base + dx + self.cutout]
@@ -107,18 +135,22 @@ READ_ROWS = 256
 
 
 def _read_block(dataset: Dataset, block: np.ndarray, augmentation: Augmentation | None,
-                out: np.ndarray) -> np.ndarray:
+                out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Images of rows `block` into `out[:len(block)]`: augmented views with `augmentation`,
-    stored stamps without."""
-    draws = augmentation.draw(len(block)) if augmentation is not None else None
+    stored stamps without; and the PSF growth factors (1 + growth, (n, 4)) of seeing
+    augmentation (None without it)."""
+    draws, growth = augmentation.draw(len(block)) if augmentation is not None else (None, None)
     for start in range(0, len(block), READ_ROWS):
-        piece = dataset.read_images(block[start:start + READ_ROWS])
+        rows = block[start:start + READ_ROWS]
+        piece = dataset.read_images(rows)
         target = out[start:start + len(piece)]
         if augmentation is not None:
-            augmentation.cut(piece, draws[start:start + len(piece)], target)
+            part = slice(start, start + len(piece))
+            augmentation.cut(piece, draws[part], target, dataset.psf_array[rows],
+                             None if growth is None else growth[part])
         else:
             target[...] = piece
-    return out[:len(block)]
+    return out[:len(block)], None if growth is None else 1.0 + growth
 
 
 def _gather(held: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...],
@@ -136,8 +168,10 @@ def _gather(held: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...],
 
 
 def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: int,
-             labelled: bool, augmentation: Augmentation | None) -> Iterator[tuple[np.ndarray, ...]]:
-    """Yield (images, mags[, z]) batches of `batch_size` rows (the last may be shorter).
+             labelled: bool, augmentation: Augmentation | None,
+             psf_inputs: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+    """Yield (images, tabular inputs[, z]) batches of `batch_size` rows (the last may be
+    shorter); the PSF inputs grow with the stamps' seeing augmentation.
 
     Rows are read a chunk at a time, each chunk a run of rows in storage order and so few
     cheap HDF5 reads. With `augmentation` (training) the chunks come in random order, and
@@ -157,7 +191,11 @@ def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: in
     held: tuple[np.ndarray, ...] = ()
     for b in order:
         block = blocks[b]
-        new = (_read_block(dataset, block, augmentation, buffer), magnitudes(dataset, block))
+        images, psf_growth = _read_block(dataset, block, augmentation, buffer)
+        tabular = tabular_inputs(dataset, block, psf_inputs)
+        if psf_inputs and psf_growth is not None:
+            tabular[:, len(MAG_COLUMNS):] *= psf_growth
+        new = (images, tabular)
         if labelled:
             new += (redshifts(dataset, block),)
         if not held:
@@ -172,11 +210,11 @@ def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: in
         yield tuple(part[start:start + batch_size] for part in held)
 
 
-def _signature(image_size: int, labelled: bool):
+def _signature(image_size: int, labelled: bool, psf_inputs: bool):
     import tensorflow as tf
 
     spec = (tf.TensorSpec((None, image_size, image_size, len(IMAGE_BANDS)), tf.float32),
-            tf.TensorSpec((None, len(MAG_COLUMNS)), tf.float32))
+            tf.TensorSpec((None, len(tabular_columns(psf_inputs))), tf.float32))
     return spec + (tf.TensorSpec((None,), tf.float32),) if labelled else spec
 
 
@@ -221,9 +259,10 @@ class EpochBatches(keras.utils.PyDataset):
 def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfig,
                  scaling: MagnitudeScaling, batch_size: int, chunk_size: int = 2048,
                  training: bool = False, seed: int = 0, labelled: bool = True,
-                 input_niceness: int = INPUT_NICENESS):
+                 input_niceness: int = INPUT_NICENESS, psf_inputs: bool = False):
     """Batches of ({"image", "mags"}, z_spec) ready for the core Hybrid-z model: a
     `tf.data.Dataset` on the TensorFlow backend, an `EpochBatches` PyDataset otherwise.
+    "mags" holds the `tabular_inputs` (the magnitudes, then with `psf_inputs` the PSFs).
 
     `training=True` shuffles and augments, with a new draw every epoch; otherwise rows keep
     their order and images are centre-cropped, so predictions align with `rows`. Batches
@@ -236,10 +275,14 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
     if training:
         augmentation = Augmentation(
             cutout, max_shift_pixels(preprocess, dataset.stored_size) if preprocess.augment else 0,
-            preprocess.flips and preprocess.augment, np.random.default_rng(seed))
+            preprocess.flips and preprocess.augment, np.random.default_rng(seed),
+            preprocess.seeing_augment if preprocess.augment else 0.0,
+            float(dataset.manifest.get("pixel_scale_arcsec", 0.2)))
+
     def epoch() -> Iterator[tuple[np.ndarray, ...]]:
         return in_background(
-            lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation),
+            lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation,
+                             psf_inputs),
             PREFETCH_BATCHES, "hzexp-input", input_niceness)
 
     fill, mean, scale = (np.asarray(a, np.float32) for a in
@@ -259,7 +302,7 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
 
     source = tf.data.Dataset.from_generator(
         epoch, output_signature=_signature(cutout if training else dataset.stored_size,
-                                           labelled))
+                                           labelled, psf_inputs))
     # The generator hides the length from tf.data; stating it lets Keras size its epochs
     # and progress bars instead of discovering the end by running out of data.
     return (source.map(finish)

@@ -22,6 +22,7 @@ from hzexp.evaluation.figures import (
 from hzexp.evaluation.metrics import Dz
 from hzexp.evaluation.pdf_figures import coverage_curve, example_pdfs, pit_histogram, stacked_nz
 from hzexp.evaluation.pdfs import PdfGrid
+from hzexp.evaluation.seeing import seeing_figure
 from hzexp.evaluation.tables import photoz_table
 
 
@@ -31,7 +32,8 @@ def build_report(frame: pd.DataFrame, z_phots: Mapping[str, np.ndarray],
                  ) -> tuple[pd.DataFrame, dict[str, go.Figure]]:
     """Table 1 for every method and figures 3-7 (the first method is the main one); with
     `pdfs` (methods' PDFs on `grid`) also Table 1's PDF columns, the PIT histogram, the
-    coverage curve, example PDFs of the main method and the stacked n(z)."""
+    coverage curve, example PDFs of the main method and the stacked n(z); with seeing in
+    `frame`, Dz of the main method against it."""
     main = next(iter(z_phots))
     z_spec = frame["z_spec"].to_numpy(dtype=float)
     pdfs = dict(pdfs or {})
@@ -42,6 +44,9 @@ def build_report(frame: pd.DataFrame, z_phots: Mapping[str, np.ndarray],
         "nz": nz_comparison(z_spec, z_phots, stacked={label: stacked_nz(pdf, grid)
                                                       for label, pdf in pdfs.items()}),
     }
+    by_seeing = seeing_figure(frame, z_phots[main])
+    if by_seeing is not None:
+        figures["residuals_vs_seeing"] = by_seeing
     if pdfs:
         figures["pit_histogram"] = pit_histogram(pdfs, grid, z_spec)
         figures["coverage"] = coverage_curve(pdfs, grid, z_spec)

@@ -14,6 +14,7 @@ import pandas as pd
 from hzexp.evaluation._checks import finite_1d, require_columns, same_length
 from hzexp.evaluation.metrics import point_metrics
 from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, pdf_metrics
+from hzexp.evaluation.seeing import seeing_metrics
 
 REQUIRED_COLUMNS = ("z_spec", "masked", "galaxy_type", "mag_r_auto")
 #: r_auto bin edges (mag): KiDS-Bright is flux-limited at r < 20.
@@ -171,7 +172,8 @@ def subsample_metrics(frame: pd.DataFrame, z_phot, prefix: str = "") -> dict[str
     outlier_frac r2 n_test` (DESIGN.md) and no sample part for the whole set, e.g.
     `smad_dz`, `clean_smad_dz`, or with prefix="baseline_" `baseline_red_n_test`. An empty
     subsample contributes only its `n_test` = 0, so a missing colour is visible but no
-    NaN metrics are logged.
+    NaN metrics are logged. With seeing in the frame, the bias in bins of seeing
+    (`hzexp.evaluation.seeing.seeing_metrics`) is added.
     """
     z_phot = _check_frame(frame, {"z_phot": z_phot})["z_phot"]
     z_spec = frame["z_spec"].to_numpy(dtype=float)
@@ -183,4 +185,5 @@ def subsample_metrics(frame: pd.DataFrame, z_phot, prefix: str = "") -> dict[str
         if n_selected:
             stats = point_metrics(z_spec[selected], z_phot[selected])
             metrics.update({f"{key_prefix}{name}": stats[name] for name in LOGGED_KEYS})
+    metrics.update(seeing_metrics(frame, z_phot, prefix))
     return metrics

@@ -43,6 +43,7 @@ from hzexp.inference.pdf_file import write_pdf_file
 from hzexp.inference.source import open_data
 from hzexp.inference.stream import prefetched_chunks
 from hzexp.inference.target import check_replaced_hash, check_targets, output_lock
+from hzexp.model.export import PSF_INPUT
 
 __all__ = ["DEFAULT_MODEL_URI", "PredictionError", "PredictionReport", "predict_catalogue",
            "predict_dataset_pdfs", "predict_dataset_rows", "read_predictions"]
@@ -253,9 +254,10 @@ def _in_catalogue_order(parts: PartStore, dataset: Dataset) -> pd.DataFrame:
 
 def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,
                          chunk_size: int = 2048) -> np.ndarray:
-    """z_phot of catalogue rows `rows` (in that order) from a pyfunc model."""
-    out = [_z_phot(model.predict({"image": dataset.read_images(part),
-                                  "mags": magnitudes(dataset, part)}))
+    """z_phot of catalogue rows `rows` (in that order) from a pyfunc model (its PSF input
+    fed when its signature has one)."""
+    inputs = model.metadata.get_input_schema().input_names()
+    out = [_z_phot(model.predict(model_inputs(dataset, part, PSF_INPUT in inputs)))
            for part in _row_chunks(rows, chunk_size)]
     return np.concatenate(out).astype(np.float64) if out else np.empty(0)
 
@@ -264,8 +266,18 @@ def predict_dataset_pdfs(model: tracking.HybridZPyfunc, dataset: Dataset, rows: 
                          chunk_size: int = 2048) -> np.ndarray:
     """(N, bins) PDFs of catalogue rows `rows` (in that order) from a PDF model's pyfunc."""
     return np.concatenate([model.predict_output(dataset.read_images(part),
-                                                magnitudes(dataset, part))
+                                                magnitudes(dataset, part),
+                                                dataset.psf_array[part])
                            for part in _row_chunks(rows, chunk_size)])
+
+
+def model_inputs(dataset: Dataset, rows: np.ndarray, psf: bool) -> dict[str, np.ndarray]:
+    """A pyfunc's input for catalogue rows: raw stamps, magnitudes and, with `psf`, the PSF
+    FWHMs (the named inputs of `tracking.model_signature`)."""
+    inputs = {"image": dataset.read_images(rows), "mags": magnitudes(dataset, rows)}
+    if psf:
+        inputs[PSF_INPUT] = dataset.psf_array[rows]
+    return inputs
 
 
 def _row_chunks(rows: np.ndarray, chunk_size: int) -> list[np.ndarray]:

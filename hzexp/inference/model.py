@@ -55,14 +55,15 @@ class PredictionModel:
         """The redshift grid of a PDF model's output; None for a point model."""
         return self.pyfunc.pdf_grid
 
-    def predict(self, images: np.ndarray, mags: np.ndarray,
-                batch_size: int) -> tuple[pd.DataFrame, np.ndarray | None]:
-        """float32 estimates for raw stamps of any size >= the cutout and raw magnitudes:
+    def predict(self, images: np.ndarray, mags: np.ndarray, batch_size: int,
+                psf: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """float32 estimates for raw stamps of any size >= the cutout, raw magnitudes (and
+        PSF FWHMs, which a model with PSF inputs uses):
         `z_phot`, or a PDF model's `SUMMARY_COLUMNS` (and `in_train_coverage`) and its
         (N, bins) PDFs (else None).
         The summaries are those `HybridZPyfunc.predict` (the REST answer) gives."""
         self.pyfunc.batch_size = batch_size
-        output = self.pyfunc.predict_output(self.to_model_frame(images), mags)
+        output = self.pyfunc.predict_output(self.to_model_frame(images), mags, psf)
         if self.pdf_grid is None:
             return pd.DataFrame({"z_phot": output.reshape(-1)}), None
         return self.pyfunc.with_coverage(summaries(output, self.pdf_grid), mags), output
@@ -70,7 +71,7 @@ class PredictionModel:
     def predict_chunk(self, chunk: Chunk, batch_size: int) -> tuple[pd.DataFrame, np.ndarray]:
         """A chunk's part of the catalogue (`object_id, ra, dec` and the estimates) and its
         PDFs (None for a point model)."""
-        estimates, pdfs = self.predict(chunk.images, chunk.mags, batch_size)
+        estimates, pdfs = self.predict(chunk.images, chunk.mags, batch_size, chunk.psf)
         frame = chunk.rows.loc[:, ["object_id", "ra", "dec"]].assign(
             **{c: estimates[c].to_numpy() for c in estimates})
         return frame, pdfs

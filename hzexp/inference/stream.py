@@ -15,12 +15,13 @@ from hzexp.data.store import Dataset
 
 @dataclass
 class Chunk:
-    """Catalogue rows [start, start + len) with their raw stamps and magnitudes."""
+    """Catalogue rows [start, start + len) with their raw stamps, magnitudes and PSF FWHMs."""
 
     start: int
     rows: pd.DataFrame
     images: np.ndarray
     mags: np.ndarray
+    psf: np.ndarray
 
 
 def chunk_bounds(ranges: list[tuple[int, int]], chunk_size: int) -> list[tuple[int, int]]:
@@ -31,10 +32,10 @@ def chunk_bounds(ranges: list[tuple[int, int]], chunk_size: int) -> list[tuple[i
 
 
 def read_chunk(dataset: Dataset, first: int, stop: int) -> Chunk:
-    """Catalogue rows [first, stop) with their stamps and magnitudes."""
+    """Catalogue rows [first, stop) with their stamps, magnitudes and PSF FWHMs."""
     rows = np.arange(first, stop)
     return Chunk(first, dataset.catalogue.iloc[rows].reset_index(drop=True),
-                 dataset.read_images(rows), magnitudes(dataset, rows))
+                 dataset.read_images(rows), magnitudes(dataset, rows), dataset.psf_array[rows])
 
 
 def prefetched_chunks(dataset: Dataset, ranges: list[tuple[int, int]], chunk_size: int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from hzexp.config import ModelConfig, TrainingConfig
-from hzexp.data.store import IMAGE_BANDS, MAG_BANDS
+from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS
 from hzexp.model.inception import conv_relu, inception_module, scale_filters
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
@@ -20,14 +20,15 @@ from hzexp.model.pdf import BinnedCRPS
 
 def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
     """The uncompiled network on preprocessed inputs: `image` (cutout, cutout, 4) min-max
-    normalised stamps and `mags` (9,) standardised magnitudes -> `z_phot` (N, 1) in (0, 1).
+    normalised stamps and `mags` (9,) standardised magnitudes (13: then the standardised PSF
+    FWHMs, with `model.psf_inputs`) -> `z_phot` (N, 1) in (0, 1), or the PDF.
 
     Stem and module layout follow the authors' released code; every convolution pads
     'same' so the spatial size is ceil(ceil(cutout / 3) / 2) >= 1 for any cutout.
     `model.width` scales the Inception module filters only.
     """
     image = keras.Input((cutout, cutout, len(IMAGE_BANDS)), name="image")
-    mags = keras.Input((len(MAG_BANDS),), name="mags")
+    mags = keras.Input((tabular_width(model.psf_inputs),), name="mags")
 
     stem = model.stem_filters
     x = conv_relu(image, stem[0], 7, "stem_conv7")
@@ -57,6 +58,11 @@ def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
         return keras.Model([image, mags], z_pdf, name="hybrid_z")
     z_phot = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="z_phot")(h)
     return keras.Model([image, mags], z_phot, name="hybrid_z")
+
+
+def tabular_width(psf_inputs: bool) -> int:
+    """Inputs of the magnitude branch: 9 magnitudes, and the 4 PSF FWHMs with `psf_inputs`."""
+    return len(MAG_BANDS) + (len(PSF_COLUMNS) if psf_inputs else 0)
 
 
 def _dense_relu(x, units: int, name: str):

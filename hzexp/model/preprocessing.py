@@ -58,8 +58,10 @@ def standardise_magnitudes(mags, fill, mean, scale):
     return (ops.where(ops.isnan(mags), fill, mags) - mean) / scale
 
 
-def fit_magnitude_standardiser(train_mags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(fill, mean, scale)` for `standardise_magnitudes`, fitted on the training split only.
+def fit_magnitude_standardiser(train_mags: np.ndarray, columns: tuple[str, ...] = MAG_COLUMNS
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(fill, mean, scale)` for `standardise_magnitudes`, fitted on the training split only
+    (`columns` name the inputs, the magnitudes and perhaps the PSF FWHMs, in messages).
 
     Uses sklearn's median `SimpleImputer` followed by `StandardScaler` (fitted on the
     imputed values), so the result equals that sklearn pipeline's transform; the numbers are
@@ -72,9 +74,9 @@ def fit_magnitude_standardiser(train_mags: np.ndarray) -> tuple[np.ndarray, np.n
                          f"got shape {train_mags.shape}")
     empty = np.flatnonzero(np.isnan(train_mags).all(axis=0))
     if empty.size:
-        names = [f"{i} ({MAG_COLUMNS[i]})" if i < len(MAG_COLUMNS) else str(i) for i in empty]
-        raise ValueError(f"magnitude band index {', '.join(names)} is NaN for every training "
-                         "galaxy: no median to fill with and nothing to standardise")
+        names = [columns[i] if i < len(columns) else f"index {i}" for i in empty]
+        raise ValueError(f"column {', '.join(names)} is NaN for every training galaxy: no "
+                         "median to fill with and nothing to standardise")
     imputer = SimpleImputer(strategy="median").fit(train_mags)
     scaler = StandardScaler().fit(imputer.transform(train_mags))
     return imputer.statistics_, scaler.mean_, scaler.scale_

@@ -26,9 +26,10 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from packaging.requirements import Requirement
 
-from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, physical_magnitudes
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, PSF_COLUMNS, physical_magnitudes
 from hzexp.evaluation.novelty import COVERAGE_COLUMN, TrainingCoverage
 from hzexp.evaluation.pdfs import SUMMARY_COLUMNS, PdfGrid, summaries
+from hzexp.model.export import PSF_INPUT, takes_psf
 from hzexp.model.pdf import CalibratedPdf
 
 MODEL_ARTIFACT = "model"
@@ -38,21 +39,24 @@ PACKAGE_DIR = Path(__file__).parents[1]
 PYFUNC_ENTRY = PACKAGE_DIR / "resources" / "pyfunc_model.py"
 
 
-def model_signature(stored_size: int, pdf: bool = False,
-                    coverage: bool = False) -> ModelSignature:
-    """Named two-input signature on raw dataset rows: uncropped images and raw magnitudes.
+def model_signature(stored_size: int, pdf: bool = False, coverage: bool = False,
+                    psf: bool = False) -> ModelSignature:
+    """Named signature on raw dataset rows: uncropped images and raw magnitudes, and for a
+    model with PSF inputs (`psf`) the u,g,r,i PSF FWHMs in arcsec as `psf_fwhm`.
     The output is `z_phot`, or for a PDF model a table of its summaries (`SUMMARY_COLUMNS`)
     and, with the training-coverage flag, `COVERAGE_COLUMN`."""
-    inputs = Schema([
+    inputs = [
         TensorSpec(np.dtype(np.float32), (-1, stored_size, stored_size, len(IMAGE_BANDS)), "image"),
         TensorSpec(np.dtype(np.float32), (-1, len(MAG_COLUMNS)), "mags"),
-    ])
+    ]
+    if psf:
+        inputs.append(TensorSpec(np.dtype(np.float32), (-1, len(PSF_COLUMNS)), PSF_INPUT))
     columns = [ColSpec("float", name) for name in SUMMARY_COLUMNS]
     if coverage:
         columns.append(ColSpec("boolean", COVERAGE_COLUMN))
     outputs = (Schema(columns) if pdf
                else Schema([TensorSpec(np.dtype(np.float32), (-1,), "z_phot")]))
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(inputs=Schema(inputs), outputs=outputs)
 
 
 def pdf_grid_of(model: keras.Model) -> PdfGrid | None:
@@ -78,6 +82,7 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = keras.saving.load_model(context.artifacts["keras_model"])
         self.pdf_grid = pdf_grid_of(self.model)
+        self.takes_psf = takes_psf(self.model)
         self.coverage = (TrainingCoverage.load(context.artifacts[COVERAGE_ARTIFACT])
                          if COVERAGE_ARTIFACT in context.artifacts else None)
 
@@ -85,8 +90,9 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
         """z_phot of raw rows, or for a PDF model a DataFrame of its summaries
         (`SUMMARY_COLUMNS`, z_phot the median); magnitudes outside the physical range (KiDS
         99 / -99) are missing, as in the dataset reader, so a REST client gets the
-        catalogue's answer."""
-        output = self.predict_output(model_input["image"], model_input["mags"])
+        catalogue's answer. A model with PSF inputs reads them from `psf_fwhm`."""
+        psf = model_input[PSF_INPUT] if self.takes_psf else None
+        output = self.predict_output(model_input["image"], model_input["mags"], psf)
         if self.pdf_grid is None:
             return output.reshape(-1)
         return self.with_coverage(summaries(output, self.pdf_grid), model_input["mags"])
@@ -98,12 +104,16 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
         return estimates.assign(**{COVERAGE_COLUMN: self.coverage.flags(
             physical_magnitudes(mags))})
 
-    def predict_output(self, images, mags) -> np.ndarray:
-        """The network's float32 output for raw rows: (N, 1) z_phot or (N, bins) PDFs."""
+    def predict_output(self, images, mags, psf=None) -> np.ndarray:
+        """The network's float32 output for raw rows: (N, 1) z_phot or (N, bins) PDFs.
+        `psf` (N, 4 arcsec) feeds a model with PSF inputs; None there means unknown seeing
+        (NaN, filled by the model with the training median, like a missing magnitude)."""
         images = np.asarray(images, dtype=np.float32)
-        mags = physical_magnitudes(mags)
-        out = [self.model.predict_on_batch({"image": images[i:i + self.batch_size],
-                                            "mags": mags[i:i + self.batch_size]})
+        inputs = {"image": images, "mags": physical_magnitudes(mags)}
+        if self.takes_psf:
+            inputs[PSF_INPUT] = (np.full((len(images), len(PSF_COLUMNS)), np.nan, np.float32)
+                                 if psf is None else np.asarray(psf, dtype=np.float32))
+        out = [self.model.predict_on_batch({k: v[i:i + self.batch_size] for k, v in inputs.items()})
                for i in range(0, len(images), self.batch_size)]
         return np.concatenate([np.asarray(o, dtype=np.float32) for o in out])
 
@@ -142,7 +152,8 @@ def log_deployable_model(deployable: keras.Model, stored_size: int,
             name=MODEL_ARTIFACT, python_model=str(PYFUNC_ENTRY), artifacts=artifacts,
             code_paths=[str(_package_copy(Path(tmp)))],
             signature=model_signature(stored_size, pdf=pdf_grid_of(deployable) is not None,
-                                      coverage=coverage is not None),
+                                      coverage=coverage is not None,
+                                      psf=takes_psf(deployable)),
             pip_requirements=model_requirements())
     return info.model_uri
 

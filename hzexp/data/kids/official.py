@@ -11,10 +11,11 @@ in the contract's u, g, r, i order. Cutouts are stored at the table's size (36 p
 What the table lacks is filled by documented rule: no MAG_AUTO, so `mag_r_auto` = rmag (the
 GAAP r magnitude, a proxy for the r < 20 selection, used only for reporting); no magnitude
 errors (NaN); no MASK (masked = False: all rows count as clean); no colour class
-(galaxy_type null); no seeing (psf_fwhm_* null: unknown). KiDS 99 / -99 magnitudes become NaN (the writer's rule,
-`hzexp.data.store.physical_magnitudes`). `Zspec` is stored as read (NaN = null): it is
-checked where it is used, by training and evaluation. `object_id` follows the KiDS rule
-of `hzexp.data.kids.ids`, so the same galaxy has the same id as in a tile ingestion.
+(galaxy_type null); no seeing (psf_fwhm_* null: unknown). KiDS 99 / -99 magnitudes become
+NaN (the writer's rule, `hzexp.data.store.physical_magnitudes`). `Zspec` is stored as read
+(NaN = null): it is checked where it is used, by training and evaluation. `object_id`
+follows the KiDS rule of `hzexp.data.kids.ids`, so the same galaxy has the same id as in a
+tile ingestion.
 
 Rows are streamed from the memory-mapped table `chunk_size` at a time (a row is ~21 kB of
 pixels, 1.2 million rows ~25 GB).
