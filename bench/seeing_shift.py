@@ -76,7 +76,8 @@ def evaluate(run_id: str, sample: str, path: Path) -> dict[str, float]:
     tracked_evaluation(f"runs:/{run_id}/model", path, name=f"{sample}")
     runs = mlflow.search_runs(filter_string=f"tags.evaluated_model_uri = 'runs:/{run_id}/model'"
                               f" and attributes.run_name = 'evaluate-{sample}'",
-                              order_by=["start_time DESC"], max_results=1)
+                              order_by=["start_time DESC"], max_results=1,
+                              search_all_experiments=True)
     return {k.removeprefix("metrics."): float(v) for k, v in runs.iloc[0].items()
             if k.startswith("metrics.")}
 

@@ -215,6 +215,77 @@ def test_an_external_validation_of_a_pdf_model_logs_its_pdf_metrics(pdf_outcome,
     assert hybrid["crps"] == pytest.approx(metrics["crps"], rel=1e-9)
 
 
+@pytest.fixture(scope="module")
+def psf_outcome(tracking_dir, smoke_pipeline):
+    """The smoke training with PSF inputs and seeing augmentation."""
+    config = load_pipeline(smoke_pipeline, ["model.psf_inputs=true",
+                                            "preprocess.seeing_augment=0.3", "baselines.knn=false"])
+    return tracked_training(config, run_name="smoke-psf-test")
+
+
+def test_a_psf_run_logs_the_bias_in_bins_of_seeing_and_serves_with_psf_inputs(psf_outcome,
+                                                                               smoke_config):
+    from hzexp.evaluation.seeing import seeing_bin_names
+
+    run = mlflow.get_run(psf_outcome.run_id)
+    metrics = run.data.metrics
+    assert run.data.params["model.psf_inputs"] == "True"
+    assert run.data.params["preprocess.seeing_augment"] == "0.3"
+    for prefix in ("", "baseline_"):
+        counts = [metrics[f"{prefix}seeing_r_{name}_n"] for name in seeing_bin_names()]
+        assert sum(counts) == metrics["n_test"]
+        assert f"{prefix}seeing_r_dz_slope" in metrics
+    figures = {a.path for a in mlflow.MlflowClient().list_artifacts(psf_outcome.run_id,
+                                                                      "figures")}
+    assert "figures/residuals_vs_seeing.html" in figures
+    model = mlflow.pyfunc.load_model(psf_outcome.model_uri)
+    assert model.metadata.get_input_schema().input_names() == ["image", "mags", "psf_fwhm"]
+    dataset = Dataset.open(smoke_config.data.path)
+    rows = psf_outcome.result.assignment["test"]
+    answer = model.predict({"image": dataset.read_images(rows), "mags": magnitudes(dataset, rows),
+                            "psf_fwhm": dataset.psf_array[rows]})
+    np.testing.assert_allclose(answer, psf_outcome.result.predictions["test"], atol=2e-6)
+    worse = model.predict({"image": dataset.read_images(rows), "mags": magnitudes(dataset, rows),
+                           "psf_fwhm": 1.5 * dataset.psf_array[rows]})
+    assert not np.allclose(worse, answer, atol=1e-5)  # the model reads the seeing
+
+
+def test_a_psf_model_predicts_a_catalogue_and_validates_externally(psf_outcome, smoke_config,
+                                                                    tmp_path):
+    from hzexp.experiment import tracked_evaluation
+    from hzexp.inference import predict_catalogue
+
+    report = predict_catalogue(smoke_config.data.path, tmp_path / "photoz.parquet",
+                               model_uri=psf_outcome.model_uri, progress=False)
+    catalogue = pd.read_parquet(tmp_path / "photoz.parquet")
+    rows = psf_outcome.result.assignment["test"]
+    assert report.n_galaxies == len(catalogue)
+    np.testing.assert_allclose(catalogue["z_phot"].to_numpy()[rows],
+                               psf_outcome.result.predictions["test"], atol=2e-6)
+    table = tracked_evaluation(psf_outcome.model_uri, smoke_config.data.path, name="ext-psf")
+    hybrid = table[table["method"] == "Hybrid-z"].iloc[0]
+    run = mlflow.search_runs(filter_string="attributes.run_name = 'evaluate-ext-psf'",
+                             search_all_experiments=True, output_format="list")[0]
+    assert "seeing_r_dz_slope" in run.data.metrics
+    assert hybrid["size"] == len(catalogue)
+
+
+def test_psf_inputs_on_data_without_seeing_is_refused_naming_the_data(smoke_config, tmp_path):
+    from hzexp.config import ConfigError
+    from hzexp.data.store import PSF_COLUMNS, DatasetWriter
+    from tests.helpers import synthetic_catalogue, synthetic_images
+
+    config = dataclasses.replace(smoke_config, model=dataclasses.replace(smoke_config.model,
+                                                                         psf_inputs=True))
+    out = tmp_path / "no-seeing"
+    with DatasetWriter(out, 48, {}) as writer:
+        writer.append(synthetic_catalogue(60).drop(columns=list(PSF_COLUMNS)),
+                      synthetic_images(60))
+    with pytest.raises(ConfigError, match=r"model.psf_inputs = True: .*no-seeing has no seeing "
+                                          r"in psf_fwhm_u, psf_fwhm_g"):
+        train(config, Dataset.open(out))
+
+
 class _Crash(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise RuntimeError("simulated crash mid-training")

@@ -258,3 +258,67 @@ def test_the_pydataset_refuses_out_of_order_reads(dataset, monkeypatch):
     batches[0]
     with pytest.raises(IndexError, match="read in order"):
         batches[3]
+
+
+def _psf_scaling():
+    return MagnitudeScaling(np.zeros(13, np.float32), np.zeros(13, np.float32),
+                            np.ones(13, np.float32))
+
+
+def test_psf_inputs_follow_the_magnitudes_and_grow_with_seeing_augmentation(dataset):
+    """Evaluation batches carry the stored PSFs; with seeing augmentation each training
+    galaxy's PSF inputs grow by a factor in [1, 1 + seeing_augment], per band, fresh each
+    epoch; the magnitudes are untouched."""
+    rows = np.arange(150)
+    stored = np.concatenate([magnitudes(dataset, rows), dataset.psf_array[rows]], axis=1)
+    plain = make_dataset(dataset, rows, PreprocessConfig(cutout=28), _psf_scaling(),
+                         batch_size=16, labelled=True, psf_inputs=True)
+    np.testing.assert_allclose(collect(plain)[1], stored, rtol=1e-6)
+    augmented = make_dataset(dataset, rows, PreprocessConfig(cutout=28, seeing_augment=0.3),
+                             _psf_scaling(), batch_size=16, training=True, seed=2,
+                             psf_inputs=True)
+    epochs = []
+    for _ in range(2):
+        _, tabular, z = collect(augmented)
+        by_label = np.argsort(z)
+        epochs.append(tabular[by_label])
+    expected = stored[np.argsort(dataset.z_spec_array[rows])]
+    for tabular in epochs:
+        np.testing.assert_allclose(tabular[:, :9], expected[:, :9], rtol=1e-6)
+        growth = tabular[:, 9:] / expected[:, 9:]
+        assert growth.min() >= 1.0 - 1e-6 and growth.max() <= 1.3 + 1e-6
+        assert growth.std() > 0.05  # drawn per galaxy and band
+    assert not np.allclose(epochs[0][:, 9:], epochs[1][:, 9:])
+
+
+def test_seeing_augmentation_blurs_the_training_stamps_reproducibly(dataset):
+    """Augmented stamps are wider (second moment) than the same views without it, and the
+    same seed gives the same stamps."""
+    def epoch(seeing_augment, seed=4):
+        return collect(make_dataset(dataset, np.arange(150),
+                                    PreprocessConfig(cutout=28, seeing_augment=seeing_augment,
+                                                     shift_fraction=0.0, flips=False),
+                                    identity_scaling(), batch_size=16, training=True,
+                                    seed=seed))
+
+    def width(images):
+        y, x = np.mgrid[:28, :28] - 13.5
+        total = images.sum(axis=-1)
+        light = np.clip(total - np.median(total, axis=(1, 2), keepdims=True), 0, None)
+        return ((x**2 + y**2) * light).sum(axis=(1, 2)) / light.sum(axis=(1, 2))
+
+    sharp, blurred, again = epoch(0.0), epoch(0.5), epoch(0.5)
+    order = np.argsort(sharp[2]), np.argsort(blurred[2])
+    assert np.median(width(blurred[0][order[1]]) / width(sharp[0][order[0]])) > 1.02
+    np.testing.assert_array_equal(blurred[0], again[0])
+
+
+def test_without_seeing_augmentation_the_draws_are_those_of_before(dataset):
+    """seeing_augment 0 draws nothing extra: runs repeat the ones made before it existed."""
+    augmentation = pipeline.Augmentation(28, 2, True, np.random.default_rng(9))
+    geometry, growth = augmentation.draw(50)
+    rng = np.random.default_rng(9)
+    shifts = rng.integers(-2, 3, size=(50, 2))
+    flips = rng.random((50, 2)) < 0.5
+    np.testing.assert_array_equal(geometry, np.column_stack([shifts, flips[:, ::-1]]))
+    assert growth is None

@@ -13,6 +13,7 @@ from hzexp.model import (
     minmax_normalise,
     standardise_magnitudes,
 )
+from hzexp.model.export import takes_psf
 
 STORED, CUTOUT = 48, 28
 
@@ -42,7 +43,7 @@ def test_export_equals_core_on_preprocessed_inputs(exported, raw_rows):
     got = model.predict({"image": images, "mags": mags}, verbose=0)
     assert got.shape == (6, 1) and np.isfinite(got).all()
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
-    assert [t.name for t in model.inputs] == ["image", "mags"]
+    assert [t.name for t in model.inputs] == ["image", "mags"] and not takes_psf(model)
     assert model.output_names == ["z_phot"]
 
 
@@ -100,3 +101,33 @@ def test_a_saved_model_predicts_the_same_under_another_backend(exported, raw_row
     back = keras.saving.load_model(tmp_path / "there.keras")
     np.testing.assert_allclose(back.predict({"image": images, "mags": mags}, verbose=0), here,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_a_core_with_psf_inputs_exports_a_psf_fwhm_input_filled_like_a_magnitude(
+        tiny_model, raw_rows, tmp_path):
+    """The PSF FWHMs are standardised with the magnitudes; unknown seeing (NaN) is the
+    training median; the seeing changes the answer; save and load keep all of it."""
+    core = tiny_model(depth=3, cutout=CUTOUT, psf_inputs=True)
+    rng = np.random.default_rng(6)
+    train = np.concatenate([rng.normal(21.0, 1.0, (40, 9)), rng.uniform(0.6, 1.1, (40, 4))], 1)
+    stats = fit_magnitude_standardiser(train)
+    model = export_model(core, CUTOUT, STORED, *stats)
+    assert [t.name for t in model.inputs] == ["image", "mags", "psf_fwhm"] and takes_psf(model)
+    images, mags = raw_rows
+    psf = np.tile(np.float32([1.0, 0.85, 0.7, 0.8]), (6, 1))
+    expected = core.predict([minmax_normalise(centre_crop(images, CUTOUT)),
+                             standardise_magnitudes(np.concatenate([mags, psf], 1), *stats)],
+                            verbose=0)
+    got = model.predict({"image": images, "mags": mags, "psf_fwhm": psf}, verbose=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    unknown = model.predict({"image": images, "mags": mags,
+                             "psf_fwhm": np.full_like(psf, np.nan)}, verbose=0)
+    median = model.predict({"image": images, "mags": mags,
+                            "psf_fwhm": np.tile(stats[0][9:].astype(np.float32), (6, 1))},
+                           verbose=0)
+    np.testing.assert_allclose(unknown, median, rtol=1e-6)
+    assert not np.allclose(got, median, rtol=1e-4)
+    model.save(tmp_path / "psf.keras")
+    loaded = keras.models.load_model(tmp_path / "psf.keras")
+    np.testing.assert_allclose(loaded.predict({"image": images, "mags": mags, "psf_fwhm": psf},
+                                              verbose=0), got, rtol=1e-6)
