@@ -25,10 +25,12 @@ from hzexp.inference.errors import PredictionError
 
 
 def _simulate(args: argparse.Namespace) -> None:
-    from hzexp.data.mock import simulate
+    from hzexp.config import apply_overrides
+    from hzexp.data.mock import MockParameters, simulate
 
+    params = MockParameters.with_overrides(apply_overrides({}, args.set))
     path = simulate(args.out, n_galaxies=args.n_galaxies, seed=args.seed,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, params=params)
     print(f"wrote {args.n_galaxies} mock galaxies to {path}")
 
 
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--out", required=True, help="dataset directory to create")
     simulate.add_argument("--overwrite", action="store_true")
+    simulate.add_argument("--set", action="append", default=[], metavar="PARAMETER=VALUE",
+                          help="a mock parameter other than its default, e.g. --set "
+                               "psf_fwhm_scale=1.2 for 20%% worse seeing (repeatable)")
     simulate.set_defaults(handler=_simulate)
 
     train = commands.add_parser("train", help="train Hybrid-z and log the run to MLflow")

@@ -28,6 +28,9 @@ class MockConfig:
 
     n_galaxies: int = 20000
     seed: int = 42
+    #: Values of `hzexp.data.mock.MockParameters` other than the defaults, e.g.
+    #: {psf_fwhm_scale: 1.2} for a survey in 20% worse seeing; checked when the mock is made.
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if value not in typing.get_args(hint):
             raise ConfigError(f"{key} = {value!r}: must be one of {list(typing.get_args(hint))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: expected a mapping")
+        return dict(value)
     if origin is tuple:
         item_hint = typing.get_args(hint)[0]
         if not isinstance(value, (list, tuple)):

@@ -142,3 +142,14 @@ def test_import_official_names_a_file_that_is_not_fits(tmp_path, capsys):
                                "--out", str(tmp_path / "ds")])
     assert line.startswith(f"{fits_file}: not a readable FITS file (")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.fits"]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("psf_fwhm_scal=1.2", "unknown key psf_fwhm_scal (known: "),
+    ("psf_fwhm_scale=big", "psf_fwhm_scale = 'big': expected float"),
+])
+def test_a_bad_mock_parameter_is_named(capsys, tmp_path, setting, message):
+    line = error_line(capsys, ["simulate", "--n-galaxies", "20", "--out", str(tmp_path / "m"),
+                               "--set", setting])
+    assert line.startswith(message)
+    assert not (tmp_path / "m").exists()

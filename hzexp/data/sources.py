@@ -33,10 +33,11 @@ def _open_or_build(data: DataConfig, progress: bool) -> Dataset:
     path = Path(data.path)
     if data.source == "directory":
         return Dataset.open(path)
-    from hzexp.data.mock import mock_fingerprint, simulate
+    from hzexp.data.mock import MockParameters, mock_fingerprint, simulate
 
+    params = MockParameters.with_overrides(data.mock.parameters, "data.mock.parameters.")
     wanted = {"n_galaxies": data.mock.n_galaxies, "seed": data.mock.seed,
-              "mock_fingerprint": mock_fingerprint()}
+              "mock_fingerprint": mock_fingerprint(params)}
     if path.exists():
         made = Dataset.open(path).manifest.get("provenance", {})
         found = {k: made.get(k) for k in wanted}
@@ -48,5 +49,5 @@ def _open_or_build(data: DataConfig, progress: bool) -> Dataset:
         log.warning("%s: cached mock was made with %s, the pipeline asks for %s: rebuilding it",
                     path, found, wanted)
     simulate(path, n_galaxies=data.mock.n_galaxies, seed=data.mock.seed, progress=progress,
-             overwrite=True)
+             overwrite=True, params=params)
     return Dataset.open(path)

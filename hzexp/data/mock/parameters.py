@@ -145,6 +145,14 @@ class MockParameters:
     sky_patches_deg: tuple[tuple[float, float, float, float], ...] = (
         (129.0, 141.0, -2.0, 3.0), (174.0, 186.0, -3.0, 2.0), (211.5, 223.5, -2.0, 3.0))
 
+    @classmethod
+    def with_overrides(cls, overrides: dict, prefix: str = "") -> MockParameters:
+        """The defaults with `overrides` ({field: value}), type-checked like a pipeline;
+        `ConfigError` naming `prefix` + an unknown field or a wrong value."""
+        from hzexp.config import from_dict
+
+        return from_dict(cls, dict(overrides), prefix=prefix)
+
     def as_provenance(self) -> dict:
         """JSON-ready dict of all parameters (tuples become lists)."""
         return dataclasses.asdict(self)

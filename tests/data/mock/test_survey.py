@@ -97,3 +97,19 @@ def test_seeing_scale_makes_every_tile_worse_by_that_factor():
     scaled = MockSurvey(dataclasses.replace(MockParameters(), psf_fwhm_scale=1.2))
     np.testing.assert_allclose(scaled.tile_seeing(3), 1.2 * MockSurvey().tile_seeing(3),
                                rtol=1e-6)
+
+
+def test_a_pipeline_mock_with_other_parameters_is_made_and_cached_with_them(tmp_path):
+    """data.mock.parameters reach the mock (and its fingerprint): the cached mock of the
+    default parameters is rebuilt, not reused, for a 20%-worse-seeing pipeline."""
+    from hzexp.config import DataConfig, MockConfig
+    from hzexp.data.sources import resolve_dataset
+
+    path = tmp_path / "mock"
+    home = resolve_dataset(DataConfig(path=str(path), mock=MockConfig(n_galaxies=30, seed=3)),
+                           progress=False)
+    worse = resolve_dataset(DataConfig(path=str(path), mock=MockConfig(
+        n_galaxies=30, seed=3, parameters={"psf_fwhm_scale": 1.2})), progress=False)
+    np.testing.assert_allclose(worse.psf_array, 1.2 * home.psf_array, rtol=1e-6)
+    np.testing.assert_array_equal(worse.catalogue["z_spec"], home.catalogue["z_spec"])
+    assert worse.manifest["provenance"]["parameters"]["psf_fwhm_scale"] == 1.2
