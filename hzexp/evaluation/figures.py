@@ -190,6 +190,9 @@ def residuals_vs(
         title=f"Δz vs {xlabel}",
         xaxis={"title": {"text": xlabel}},
         yaxis={"title": {"text": DZ_TITLE}, "range": [-dz_range, dz_range]},
+        # above the plot, clear of the colour bar (as in `residual_panels`)
+        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.02,
+                "yanchor": "bottom"},
     )
     return fig
 

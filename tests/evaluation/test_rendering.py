@@ -142,3 +142,25 @@ def test_the_pdf_figures_draw_offline_and_fit_the_window(name, tmp_path):
     chromium(tmp_path / f"{name}.html", f"--screenshot={shot}")
     assert drawn_fraction(shot) > 0.02
     assert drawn_fraction(tmp_path / f"{name}.png") > 0.02
+
+
+@needs_chromium
+def test_the_seeing_figure_draws_offline_with_the_legend_clear_of_the_colour_bar(galaxies,
+                                                                                  tmp_path):
+    from hzexp.evaluation.seeing import seeing_figure
+
+    frame, z_phot = galaxies
+    figure = seeing_figure(frame, z_phot)
+    write_figures({"residuals_vs_seeing": figure}, tmp_path)
+    shot = tmp_path / "page.png"
+    chromium(tmp_path / "residuals_vs_seeing.html", f"--screenshot={shot}")
+    assert drawn_fraction(shot) > 0.02
+    assert drawn_fraction(tmp_path / "residuals_vs_seeing.png") > 0.02
+    page = tmp_path / "interactive.html"
+    figure.write_html(page, include_plotlyjs=True)
+    dom = chromium(page, "--dump-dom").stdout
+    assert 'class="hm"' in dom  # the density heatmap drew
+    legend, colour_bar = box(dom, "legend", "bg"), box(dom, "cbcoloraxis", "cbbg")
+    apart = (legend[2] <= colour_bar[0] or colour_bar[2] <= legend[0]
+             or legend[3] <= colour_bar[1] or colour_bar[3] <= legend[1])
+    assert apart, f"legend {legend} overlaps the colour bar {colour_bar}"
