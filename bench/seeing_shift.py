@@ -26,7 +26,6 @@ to MLFLOW_TRACKING_URI (default sqlite:///mlflow.db), mocks under --data.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -48,8 +47,7 @@ def external_mocks(data: Path, n: int, seed: int) -> dict[str, Path]:
     for name, overrides in SAMPLES.items():
         path = data / f"external-{name.replace('%', 'pc').replace('+', 'plus')}-{n}-s{seed}"
         if not path.exists():
-            simulate(path, n, seed=seed,
-                     params=dataclasses.replace(MockParameters(), **overrides))
+            simulate(path, n, seed=seed, params=MockParameters.with_overrides(overrides))
         paths[name] = path
     return paths
 

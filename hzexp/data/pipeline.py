@@ -146,8 +146,11 @@ def _read_block(dataset: Dataset, block: np.ndarray, augmentation: Augmentation 
         target = out[start:start + len(piece)]
         if augmentation is not None:
             part = slice(start, start + len(piece))
-            augmentation.cut(piece, draws[part], target, dataset.psf_array[rows],
-                             None if growth is None else growth[part])
+            if growth is None:
+                augmentation.cut(piece, draws[part], target)
+            else:
+                augmentation.cut(piece, draws[part], target, dataset.psf_array[rows],
+                                 growth[part])
         else:
             target[...] = piece
     return out[:len(block)], None if growth is None else 1.0 + growth
