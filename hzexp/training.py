@@ -18,12 +18,11 @@ from hzexp.data.pipeline import (
     magnitudes,
     make_dataset,
     redshifts,
-    tabular_columns,
     tabular_inputs,
 )
 from hzexp.data.smoothing import SmoothingResult, smooth_nz
 from hzexp.data.splits import assign_splits
-from hzexp.data.store import PSF_COLUMNS, Dataset
+from hzexp.data.store import PSF_COLUMNS, Dataset, tabular_columns
 from hzexp.evaluation.metrics import Dz, smad
 from hzexp.evaluation.novelty import TrainingCoverage
 from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, fit_temperature, quantiles, temper
@@ -179,10 +178,12 @@ def train(config: PipelineConfig, dataset: Dataset,
         assignment["train"] = train_rows[smoothing.indices]
         log.info("n(z) smoothing kept %d of %d training galaxies (%.1f%%)",
                  len(smoothing.indices), len(train_rows), 100 * smoothing.kept_fraction)
-    unknown = np.isnan(dataset.psf_array[assignment["train"]]).all(axis=0)
-    if config.model.psf_inputs and unknown.any():
-        raise ConfigError(f"model.psf_inputs = True: {dataset.path} has no seeing in "
-                          f"{', '.join(np.asarray(PSF_COLUMNS)[unknown])} for any training galaxy")
+    if config.model.psf_inputs:
+        unknown = np.isnan(dataset.psf_array[assignment["train"]]).all(axis=0)
+        if unknown.any():
+            raise ConfigError(f"model.psf_inputs = True: {dataset.path} has no seeing in "
+                              f"{', '.join(np.asarray(PSF_COLUMNS)[unknown])} for any "
+                              "training galaxy")
     scaling = fit_scaling(dataset, assignment["train"], config.model.psf_inputs)
     with distribution_scope(config.training):
         core = build_hybrid_z(config.model, config.preprocess.cutout)

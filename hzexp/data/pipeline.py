@@ -27,7 +27,7 @@ import numpy as np
 from hzexp.background import in_background
 from hzexp.config import PreprocessConfig
 from hzexp.data.seeing import degrade_seeing
-from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, PSF_COLUMNS, Dataset
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, Dataset, tabular_columns
 from hzexp.model.preprocessing import centre_crop, minmax_normalise, standardise_magnitudes
 
 
@@ -63,16 +63,11 @@ def magnitudes(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
 
 
 def tabular_inputs(dataset: Dataset, rows: np.ndarray, psf_inputs: bool) -> np.ndarray:
-    """The magnitude branch's raw inputs: the magnitudes (N, 9), followed with `psf_inputs`
-    by the PSF FWHMs (N, 4, arcsec, NaN where unknown)."""
+    """The magnitude branch's raw inputs (`tabular_columns`): the magnitudes (N, 9),
+    followed with `psf_inputs` by the PSF FWHMs (N, 4, arcsec, NaN where unknown)."""
     if not psf_inputs:
         return magnitudes(dataset, rows)
     return np.concatenate([magnitudes(dataset, rows), dataset.psf_array[rows]], axis=1)
-
-
-def tabular_columns(psf_inputs: bool) -> tuple[str, ...]:
-    """Dataset column of each of `tabular_inputs`' columns."""
-    return MAG_COLUMNS + (PSF_COLUMNS if psf_inputs else ())
 
 
 def redshifts(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
@@ -146,11 +141,8 @@ def _read_block(dataset: Dataset, block: np.ndarray, augmentation: Augmentation 
         target = out[start:start + len(piece)]
         if augmentation is not None:
             part = slice(start, start + len(piece))
-            if growth is None:
-                augmentation.cut(piece, draws[part], target)
-            else:
-                augmentation.cut(piece, draws[part], target, dataset.psf_array[rows],
-                                 growth[part])
+            augmentation.cut(piece, draws[part], target, dataset.psf_array[rows],
+                             None if growth is None else growth[part])
         else:
             target[...] = piece
     return out[:len(block)], None if growth is None else 1.0 + growth

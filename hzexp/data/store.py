@@ -48,6 +48,14 @@ CATALOGUE_COLUMNS = (
 PSF_COLUMNS = tuple(f"psf_fwhm_{b}" for b in IMAGE_BANDS)
 #: Largest plausible PSF FWHM (arcsec): a larger value is a unit or sentinel mistake.
 PSF_FWHM_MAX_ARCSEC = 10.0
+
+
+def tabular_columns(psf_inputs: bool) -> tuple[str, ...]:
+    """The columns the model's magnitude branch reads: the magnitudes, then with
+    `psf_inputs` the PSF FWHMs."""
+    return MAG_COLUMNS + (PSF_COLUMNS if psf_inputs else ())
+
+
 #: The columns a dataset writes (and hashes): the contract's plus the seeing.
 WRITTEN_COLUMNS = (*CATALOGUE_COLUMNS, *PSF_COLUMNS)
 CATALOGUE_FILE = "catalogue.parquet"

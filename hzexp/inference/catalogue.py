@@ -257,7 +257,7 @@ def predict_dataset_rows(model, dataset: Dataset, rows: np.ndarray,
     """z_phot of catalogue rows `rows` (in that order) from a pyfunc model (its PSF input
     fed when its signature has one)."""
     inputs = model.metadata.get_input_schema().input_names()
-    out = [_z_phot(model.predict(model_inputs(dataset, part, PSF_INPUT in inputs)))
+    out = [_z_phot(model.predict(_model_inputs(dataset, part, PSF_INPUT in inputs)))
            for part in _row_chunks(rows, chunk_size)]
     return np.concatenate(out).astype(np.float64) if out else np.empty(0)
 
@@ -271,7 +271,7 @@ def predict_dataset_pdfs(model: tracking.HybridZPyfunc, dataset: Dataset, rows: 
                            for part in _row_chunks(rows, chunk_size)])
 
 
-def model_inputs(dataset: Dataset, rows: np.ndarray, psf: bool) -> dict[str, np.ndarray]:
+def _model_inputs(dataset: Dataset, rows: np.ndarray, psf: bool) -> dict[str, np.ndarray]:
     """A pyfunc's input for catalogue rows: raw stamps, magnitudes and, with `psf`, the PSF
     FWHMs (the named inputs of `tracking.model_signature`)."""
     inputs = {"image": dataset.read_images(rows), "mags": magnitudes(dataset, rows)}

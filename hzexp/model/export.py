@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS
-from hzexp.model.hybrid import tabular_width
+from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS, tabular_columns
 from hzexp.model.pdf import CalibratedPdf
 from hzexp.model.preprocessing import CentreCrop, MagnitudeStandardiser, MinMaxNormalise
 
@@ -40,7 +39,7 @@ def export_model(core: keras.Model, cutout: int, stored_size: int, fill, mean,
         raise ValueError(f"cutout {cutout} px is larger than the stored {stored_size} px images")
     if (pdf is not None) != (core.output.shape[-1] > 1):
         raise ValueError("a PDF core is exported with its calibration, a point core without")
-    psf_inputs = core.get_layer("mags").output.shape[-1] == tabular_width(True)
+    psf_inputs = core.get_layer("mags").output.shape[-1] == len(tabular_columns(True))
     image = keras.Input((stored_size, stored_size, len(IMAGE_BANDS)), name="image")
     mags = keras.Input((len(MAG_BANDS),), name="mags")
     inputs = [image, mags]

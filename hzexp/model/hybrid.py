@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from hzexp.config import ModelConfig, TrainingConfig
-from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS
+from hzexp.data.store import IMAGE_BANDS, tabular_columns
 from hzexp.model.inception import conv_relu, inception_module, scale_filters
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
@@ -28,7 +28,7 @@ def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
     `model.width` scales the Inception module filters only.
     """
     image = keras.Input((cutout, cutout, len(IMAGE_BANDS)), name="image")
-    mags = keras.Input((tabular_width(model.psf_inputs),), name="mags")
+    mags = keras.Input((len(tabular_columns(model.psf_inputs)),), name="mags")
 
     stem = model.stem_filters
     x = conv_relu(image, stem[0], 7, "stem_conv7")
@@ -58,11 +58,6 @@ def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
         return keras.Model([image, mags], z_pdf, name="hybrid_z")
     z_phot = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="z_phot")(h)
     return keras.Model([image, mags], z_phot, name="hybrid_z")
-
-
-def tabular_width(psf_inputs: bool) -> int:
-    """Inputs of the magnitude branch: 9 magnitudes, and the 4 PSF FWHMs with `psf_inputs`."""
-    return len(MAG_BANDS) + (len(PSF_COLUMNS) if psf_inputs else 0)
 
 
 def _dense_relu(x, units: int, name: str):

@@ -155,7 +155,7 @@ def ingest(tiles_dir: str | Path, photometry_file: str | Path, out_dir: str | Pa
                            overwrite=overwrite)
     report = IngestReport(tiles=len(tiles), edge_policy=edge_policy)
     report.tiles_unknown_seeing = [
-        f"{t.name} ({','.join(b for b, v in zip(IMAGE_BANDS, t.psf_fwhm_arcsec) if v != v)})"
+        f"{t.name} ({','.join(b for b, v in zip(IMAGE_BANDS, t.psf_fwhm_arcsec) if np.isnan(v))})"
         for t in tiles if np.isnan(t.psf_fwhm_arcsec).any()]
 
     catalogue, report.failed_criterion, report.photometry_rows = read_photometry(
