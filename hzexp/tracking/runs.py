@@ -131,8 +131,27 @@ def log_dataset_input(dataset: Dataset, context: str,
     entry = MetaDataset(LocalArtifactDatasetSource(str(dataset.path.resolve())),
                         name=dataset.path.name,
                         digest=dataset.content_hash[:DATASET_DIGEST_LENGTH])
-    mlflow.log_input(entry, context=context,
-                     tags={DATASET_SPLITS_TAG: ",".join(splits)} if splits else None)
+    tags = {DATASET_SPLITS_TAG: ",".join(splits)} if splits else None
+    try:
+        mlflow.log_input(entry, context=context, tags=tags)
+    except mlflow.exceptions.MlflowException as error:
+        if not _lost_dataset_race(error):
+            raise
+        # The tracking store checks for the dataset and then inserts it, in one transaction
+        # that a unique-key clash rolls back whole; by now the winner's row is committed,
+        # so the second try finds it and only links this run to it.
+        log.info("another run registered dataset %s at the same moment; linking to it",
+                 entry.name)
+        mlflow.log_input(entry, context=context, tags=tags)
+
+
+def _lost_dataset_race(error: Exception) -> bool:
+    """Whether `error` is the tracking store's unique-key clash on its datasets table: two
+    runs (search workers starting together) logged the same new dataset at once. PostgreSQL
+    names the constraint (`dataset_pk`), SQLite the table (`UNIQUE constraint failed:
+    datasets...`)."""
+    message = str(error)
+    return '"dataset_pk"' in message or "UNIQUE constraint failed: datasets." in message
 
 
 def log_prediction_input(dataset: Dataset) -> None:
