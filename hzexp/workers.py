@@ -15,8 +15,13 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
-#: Two readings of one process's start time agree to far better than this.
-_SAME_START_SECONDS = 0.01
+#: How far two readings of one process's start time may differ. psutil counts the start
+#: from boot and adds /proc/stat's `btime`, whole seconds that step by one when the clock is
+#: adjusted (NTP, a VM's clock sync), so with a 0.01 s margin a live worker could be
+#: taken for gone and its running trial retried. A process given the same pid later
+#: started after the worker recorded itself, which is seconds after its own start
+#: (importing TensorFlow alone takes longer), so this margin cannot mistake it for the worker.
+_SAME_START_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
