@@ -1,8 +1,8 @@
 """Training speed of the Hybrid-z model on an accelerator, on any Keras backend.
 
 For the paper's 36 px, depth-4 model at each batch size, prints training images/s
-- of the bare model on device-resident tensors (`train_on_batch` on one batch kept on the
-  device: the ceiling), and
+- of the bare model on device-resident tensors (`train_on_batch` on one batch of stored
+  stamps kept on the device, the model's own shifts and flips included: the ceiling), and
 - through the real input pipeline (`make_dataset` from a dataset directory, one epoch),
 each in float32 and in mixed precision, with and without XLA (`jit_compile`), plus the
 achieved FLOP/s against the device's measured matrix-product rate and the epoch time of
@@ -29,7 +29,7 @@ from keras import ops
 from hzexp.config import ModelConfig, PreprocessConfig, TrainingConfig
 from hzexp.data.pipeline import make_dataset
 from hzexp.data.store import Dataset
-from hzexp.model import build_hybrid_z, compile_hybrid_z, configure_precision
+from hzexp.model import build_hybrid_z, compile_hybrid_z, configure_precision, trainer
 from hzexp.model.devices import accelerators
 from hzexp.training import fit_scaling
 
@@ -72,18 +72,22 @@ def matmul_rate(dtype: str, size: int, repeats: int) -> float:
     return 2.0 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def build(model_config: ModelConfig, cutout: int, training: TrainingConfig) -> keras.Model:
+def build(model_config: ModelConfig, preprocess: PreprocessConfig, stored_size: int,
+          training: TrainingConfig) -> keras.Model:
+    """The model training fits (`trainer`: augmentation in front of the core), compiled."""
     configure_precision(training)
     keras.utils.set_random_seed(0)
-    model = build_hybrid_z(model_config, cutout)
+    model = trainer(build_hybrid_z(model_config, preprocess.cutout), preprocess, stored_size,
+                    seed=0)
     compile_hybrid_z(model, training)
     return model
 
 
-def bare_rate(model: keras.Model, batch: int, cutout: int, steps: int) -> float:
+def bare_rate(model: keras.Model, batch: int, stored_size: int, steps: int) -> float:
     """Images/s of `train_on_batch` on one batch that stays on the device."""
     rng = np.random.default_rng(0)
-    images = ops.convert_to_tensor(rng.random((batch, cutout, cutout, 4), np.float32))
+    images = ops.convert_to_tensor(rng.random((batch, stored_size, stored_size, 4),
+                                              np.float32))
     mags = ops.convert_to_tensor(rng.standard_normal((batch, 9)).astype(np.float32))
     z = ops.convert_to_tensor(rng.uniform(0.02, 0.6, batch).astype(np.float32))
     x = {"image": images, "mags": mags}
@@ -97,10 +101,9 @@ def bare_rate(model: keras.Model, batch: int, cutout: int, steps: int) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def pipeline_rate(model: keras.Model, dataset: Dataset, batch: int, cutout: int,
-                  rows: np.ndarray) -> float:
-    """Images/s of one training epoch read, augmented and batched by `make_dataset`."""
-    preprocess = PreprocessConfig(cutout=cutout)
+def pipeline_rate(model: keras.Model, dataset: Dataset, batch: int,
+                  preprocess: PreprocessConfig, rows: np.ndarray) -> float:
+    """Images/s of one training epoch read and batched by `make_dataset`."""
     scaling = fit_scaling(dataset, rows)
 
     def epoch():
@@ -137,7 +140,9 @@ def main() -> None:
     dataset = Dataset.open(args.data)
     rows = np.arange(min(len(dataset), args.max_rows))
     model_config = dataclasses.replace(ModelConfig(), depth=args.depth)
-    flops = forward_flops(build(model_config, args.cutout, TrainingConfig()))
+    preprocess = PreprocessConfig(cutout=args.cutout)
+    stored = dataset.stored_size
+    flops = forward_flops(build(model_config, preprocess, stored, TrainingConfig()))
     print(f"model: {args.cutout} px, depth {args.depth}: {flops / 1e6:.1f} MFLOP per image "
           f"forward, {TRAIN_STEP_FLOPS_PER_FORWARD * flops / 1e6:.1f} per training image")
     print("batch  precision  xla  bare img/s  TFLOP/s  of peak  pipeline img/s  ratio  "
@@ -147,9 +152,9 @@ def main() -> None:
             for xla in (False, True):
                 training = TrainingConfig(mixed_precision=mixed, mixed_dtype=args.mixed_dtype,
                                           jit_compile=xla, batch_size=batch)
-                model = build(model_config, args.cutout, training)
-                bare = bare_rate(model, batch, args.cutout, args.steps)
-                piped = pipeline_rate(model, dataset, batch, args.cutout, rows)
+                model = build(model_config, preprocess, stored, training)
+                bare = bare_rate(model, batch, stored, args.steps)
+                piped = pipeline_rate(model, dataset, batch, preprocess, rows)
                 achieved = bare * TRAIN_STEP_FLOPS_PER_FORWARD * flops
                 policy = keras.config.dtype_policy().name
                 print(f"{batch:5d}  {policy:>9}  {'on ' if xla else 'off'}  {bare:10.0f}"

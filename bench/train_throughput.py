@@ -9,7 +9,9 @@ threads and shows up as a low ratio (or a high one, when it hits the in-memory e
 result is the median of the per-repeat ratios with its 90% bootstrap interval; target:
 pipeline / in-memory >= 0.9.
 
-The in-memory arm feeds the normalised tensors through the thinnest tf.data input there is
+Both arms train the same `trainer` model, which cuts, shifts, flips and normalises the
+stored stamps itself. The in-memory arm feeds the stored stamps and standardised magnitudes
+through the thinnest tf.data input there is
 (slice and batch, not even shuffled: the model's cost does not depend on the order), with
 autotuning off as in the pipeline: Keras' own input for arrays is autotuned, and an
 autotuned iterator stalls the end of an epoch for up to tens of seconds at random.
@@ -42,8 +44,9 @@ from hzexp.config import load_pipeline
 from hzexp.data.pipeline import INPUT_NICENESS, fixed_tuning, magnitudes, make_dataset, redshifts
 from hzexp.data.splits import assign_splits
 from hzexp.data.store import Dataset
+from hzexp.model.augmentation import trainer
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
-from hzexp.model.preprocessing import centre_crop, minmax_normalise, standardise_magnitudes
+from hzexp.model.preprocessing import standardise_magnitudes
 from hzexp.training import fit_scaling
 
 PIPELINE = Path(__file__).parents[1] / "pipelines" / "mock.yaml"
@@ -122,12 +125,13 @@ def main() -> None:
     train_rows = assign_splits(len(dataset), config.split)["train"]
     scaling = fit_scaling(dataset, train_rows)
     keras.utils.set_random_seed(0)
-    model = build_hybrid_z(config.model, args.cutout)
+    model = trainer(build_hybrid_z(config.model, args.cutout), config.preprocess,
+                    dataset.stored_size, seed=0)
     compile_hybrid_z(model, config.training)
 
     steps = args.steps or -(-len(train_rows) // BATCH)
     rows = train_rows[:steps * BATCH]
-    images = minmax_normalise(centre_crop(dataset.read_images(rows), args.cutout)).numpy()
+    images = dataset.read_images(rows)
     mags = standardise_magnitudes(magnitudes(dataset, rows), scaling.fill, scaling.mean,
                                   scaling.scale).numpy()
     in_memory = (tf.data.Dataset.from_tensor_slices(({"image": images, "mags": mags},

@@ -129,6 +129,10 @@ class TrainingConfig:
     #: them (JAX DataParallel, TensorFlow MirroredStrategy); `none`: the default device.
     distribution: Literal["none", "data_parallel"] = "none"
     chunk_size: int = 2048
+    #: Threads reading training batches. 1: one thread reads whole chunks ahead of the model
+    #: (the lightest input, best on a few cores); N > 1: N threads each read whole batches,
+    #: the same batches, for a GPU host whose cores can feed a fast device.
+    input_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ class PipelineConfig:
              "must be in (0, 1)"),
             ("training.lr_floor", 0 < self.training.lr_floor <= 1, "must be in (0, 1]"),
             ("training.chunk_size", self.training.chunk_size >= 1, "must be >= 1"),
+            ("training.input_workers", self.training.input_workers >= 1, "must be >= 1"),
             ("data.mock.n_galaxies", self.data.mock.n_galaxies >= 10, "must be >= 10"),
             ("split", abs(self.split.train + self.split.val + self.split.test - 1) < 1e-9
              and min(self.split.train, self.split.val, self.split.test) > 0,

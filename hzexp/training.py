@@ -26,6 +26,7 @@ from hzexp.data.store import PSF_COLUMNS, Dataset, tabular_columns
 from hzexp.evaluation.metrics import Dz, smad
 from hzexp.evaluation.novelty import TrainingCoverage
 from hzexp.evaluation.pdfs import PdfGrid, coverage, crps, fit_temperature, quantiles, temper
+from hzexp.model.augmentation import trainer
 from hzexp.model.devices import configure_precision, distribution_scope
 from hzexp.model.export import export_model
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
@@ -77,19 +78,19 @@ def fit_scaling(dataset: Dataset, train_rows: np.ndarray,
 
 def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
                        scaling: MagnitudeScaling):
-    """Unlabelled, ordered, centre-cropped batches of `rows` for prediction."""
+    """Unlabelled, ordered batches of `rows` for the `trainer` model to predict."""
     return make_dataset(dataset, rows, config.preprocess, scaling,
                         batch_size=max(config.training.batch_size, 256),
                         chunk_size=config.training.chunk_size, labelled=False,
                         psf_inputs=config.model.psf_inputs)
 
 
-def predict_rows(core: keras.Model, dataset: Dataset, rows: np.ndarray, config: PipelineConfig,
-                 scaling: MagnitudeScaling) -> np.ndarray:
-    """Core-model output for catalogue rows, in the order of `rows`: (N, 1) z_phot, or
-    (N, bins) PDFs."""
+def predict_rows(model: keras.Model, dataset: Dataset, rows: np.ndarray,
+                 config: PipelineConfig, scaling: MagnitudeScaling) -> np.ndarray:
+    """The output of `model` (from `trainer`) for catalogue rows, in the order of `rows`:
+    (N, 1) z_phot, or (N, bins) PDFs."""
     batches = evaluation_batches(dataset, rows, config, scaling)
-    return np.asarray(core.predict(batches, verbose=0), dtype=np.float64)
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
 
 
 class ValidationSMAD(keras.callbacks.Callback):
@@ -187,14 +188,16 @@ def train(config: PipelineConfig, dataset: Dataset,
     scaling = fit_scaling(dataset, assignment["train"], config.model.psf_inputs)
     with distribution_scope(config.training):
         core = build_hybrid_z(config.model, config.preprocess.cutout)
-        compile_hybrid_z(core, config.training, config.model)
+        model = trainer(core, config.preprocess, dataset.stored_size, config.training.seed)
+        compile_hybrid_z(model, config.training, config.model)
 
         def batches(split: str, training: bool):
             return make_dataset(dataset, assignment[split], config.preprocess, scaling,
                                 batch_size=config.training.batch_size,
                                 chunk_size=config.training.chunk_size,
                                 training=training, seed=config.training.seed,
-                                psf_inputs=config.model.psf_inputs)
+                                psf_inputs=config.model.psf_inputs,
+                                workers=config.training.input_workers)
 
         grid = pdf_grid(config.model)
         z_val = redshifts(dataset, assignment["val"]).astype(np.float64)
@@ -202,13 +205,13 @@ def train(config: PipelineConfig, dataset: Dataset,
                                   z_val, grid)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.patience,
                                              restore_best_weights=True)
-        fitted = core.fit(batches("train", True), validation_data=batches("val", False),
+        fitted = model.fit(batches("train", True), validation_data=batches("val", False),
                           epochs=config.training.epochs,
                           callbacks=[val_smad, *learning_rate_schedule(config.training), stop,
                                      *(callbacks or []), EpochLog()],
                           shuffle=False, verbose=0)  # the input pipeline shuffles itself
         history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
-        outputs = {split: predict_rows(core, dataset, assignment[split], config, scaling)
+        outputs = {split: predict_rows(model, dataset, assignment[split], config, scaling)
                    for split in ("val", "test")}
         pdfs, calibration, calibrated_pdf, coverage = {}, {}, None, None
         if grid is not None:

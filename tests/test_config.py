@@ -41,6 +41,7 @@ def test_overrides_are_typed_and_flattened():
     ("data.source=web", "data.source = 'web': must be one of"),
     ("training.lr_schedule=step", "training.lr_schedule = 'step': must be one of"),
     ("training.lr_floor=0", "training.lr_floor = 0.0: must be in (0, 1]"),
+    ("training.input_workers=0", "training.input_workers = 0: must be >= 1"),
     ("preprocess.seeing_augment=1.5", "preprocess.seeing_augment = 1.5: must be in [0, 1]"),
     ("model.psf_inputs=maybe", "model.psf_inputs = 'maybe': expected bool"),
     ("split.train=0.9", "split = "),

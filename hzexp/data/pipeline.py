@@ -1,23 +1,23 @@
 """Training and evaluation input, streamed from a dataset directory, for any Keras backend.
 
 Images are read from `images.h5` a chunk at a time by a generator thread and never all at
-once, so training sets larger than memory work. Each element is cropped (randomly shifted
-on the training split, centred elsewhere), flipped (training only), and each batch is
-normalised with the same functions the exported model applies at inference, so training
-and prediction cannot drift apart.
+once, so training sets larger than memory work. Batches carry the stored-size stamps and
+the standardised magnitudes (the same function the exported model applies at inference);
+the model cuts the stamps (`hzexp.model.augmentation`): shifted and flipped afresh every
+epoch while training, centred otherwise. On a GPU that work runs on the device and this
+pipeline only reads. With `seeing_augment`, the training stamps are seen in worse seeing
+here (`hzexp.data.seeing`), the PSF inputs growing with it.
 
-Augmentation (paper 3.3) is fresh every epoch: shifts of up to `shift_fraction` of the
-cutout in width and height, taken from the real pixels around the stored stamp rather than
-from padding, and horizontal and vertical flips; with `seeing_augment`, worse seeing too
-(`hzexp.data.seeing`), the PSF inputs growing with it.
-
-The batches are made once, by `_batches` in a background thread, and handed to Keras in the
-form its backend reads best: a tf.data pipeline on TensorFlow (the tuned default), an
-in-order `keras.utils.PyDataset` on JAX or PyTorch, where TensorFlow need not be installed.
-"""
+Which rows each batch holds is planned per epoch (`epoch_plan`). By default the batches are
+made by `_batches` in one background thread, reading a chunk at a time, and handed to Keras
+in the form its backend reads best: a tf.data pipeline on TensorFlow (the tuned default),
+an in-order `keras.utils.PyDataset` on JAX or PyTorch, where TensorFlow need not be
+installed. With several workers (`training.input_workers`), `PlannedBatches` reads the same
+batches one at a time in parallel threads."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -28,7 +28,7 @@ from hzexp.background import in_background
 from hzexp.config import PreprocessConfig
 from hzexp.data.seeing import degrade_seeing
 from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, Dataset, tabular_columns
-from hzexp.model.preprocessing import centre_crop, minmax_normalise, standardise_magnitudes
+from hzexp.model.preprocessing import standardise_magnitudes
 
 
 @dataclass(frozen=True)
@@ -75,52 +75,101 @@ def redshifts(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     return dataset.z_spec_array[rows]
 
 
-def max_shift_pixels(preprocess: PreprocessConfig, stored_size: int) -> int:
-    """Largest augmentation shift in px: `shift_fraction` of the cutout, limited by the
-    margin the stored stamp has around the cutout (no shifts at cutout == stored size)."""
-    wanted = int(round(preprocess.shift_fraction * preprocess.cutout))
-    return min(wanted, (stored_size - preprocess.cutout) // 2)
+@dataclass(frozen=True)
+class SeeingAugmentation:
+    """Worse seeing for training stamps: each band's PSF FWHM grows by a factor
+    1 + U(0, `growth`), on the whole stored stamp (the model's `RandomView` then cuts it).
+    Each batch draws from its own generator, seeded by (`seed`, epoch, batch number), so a
+    batch is the same whichever thread or worker makes it and a run repeats from its seed."""
+
+    growth: float
+    seed: int
+    pixel_scale_arcsec: float = 0.2
+
+    def degrade(self, images: np.ndarray, psf_arcsec: np.ndarray, epoch: int,
+                batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """`images` seen in seeing worse than their `psf_arcsec` (n, 4), and the factors
+        (n, 4) by which the FWHMs grew."""
+        rng = np.random.default_rng([self.seed, epoch, batch])
+        factors = 1.0 + rng.uniform(0.0, self.growth, (len(images), len(IMAGE_BANDS)))
+        return degrade_seeing(images, psf_arcsec / self.pixel_scale_arcsec, factors - 1.0,
+                              rng), factors
 
 
 @dataclass(frozen=True)
-class Augmentation:
-    """Random training cutouts: each centre shifted by up to `max_shift` px in x and y, and
-    with `flips` each stamp flipped left-right and up-down with probability 1/2 each; with
-    `seeing_growth` > 0 each band's PSF FWHM grows by a factor 1 + U(0, seeing_growth).
+class ChunkStep:
+    """One chunk of an epoch (`EpochPlan`), as positions in the epoch's rows: the chunk read
+    at once, the batches complete once it is read, and the rows held back for later."""
 
-    Drawn from `rng` in the generator thread rather than with tf.random inside a parallel
-    map, whose draws depend on thread scheduling: a run is then reproducible from its seed.
-    A block's draws are made at once and applied piece by piece as its images are read.
-    Without seeing growth no draw is made for it, so such runs repeat earlier ones exactly.
+    chunk: np.ndarray
+    batches: list[np.ndarray]
+    held: np.ndarray
+
+
+def epoch_plan(n_rows: int, chunk_size: int, batch_size: int,
+               rng: np.random.Generator | None) -> list[ChunkStep]:
+    """Which rows (positions in `rows`) each batch of one epoch holds, chunk by chunk.
+
+    Rows are read a chunk at a time, each chunk a run of rows in storage order and so few
+    cheap HDF5 reads. With `rng` (training) the chunks come in random order, and each one is
+    shuffled together with half a chunk of rows held back from the previous one, so every
+    batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on whole arrays
+    rather than one galaxy at a time (which cost more CPU than reading, and made each epoch
+    wait for the buffer to fill). Without it, rows keep their order. Batches have
+    `batch_size` rows; the last ones, of the rows left at the end, may be shorter.
     """
+    blocks = [np.arange(i, min(i + chunk_size, n_rows)) for i in range(0, n_rows, chunk_size)]
+    order = rng.permutation(len(blocks)) if rng is not None else range(len(blocks))
+    held_back = chunk_size // 2 if rng is not None else 0
+    held = np.empty(0, np.int64)
+    plan = []
+    for b in order:
+        pool = np.concatenate([held, blocks[b]])
+        index = rng.permutation(len(pool)) if rng is not None else np.arange(len(pool))
+        ready = max(len(pool) - held_back, 0) // batch_size * batch_size
+        batches = [pool[index[i:i + batch_size]] for i in range(0, ready, batch_size)]
+        held = pool[index[ready:]]
+        plan.append(ChunkStep(blocks[b], batches, held))
+    if plan and len(held):  # the rows left at the end make the last batches
+        last = plan[-1]
+        plan[-1] = ChunkStep(last.chunk, last.batches + [
+            held[i:i + batch_size] for i in range(0, len(held), batch_size)], held[:0])
+    return plan
 
-    cutout: int
-    max_shift: int
-    flips: bool
-    rng: np.random.Generator
-    seeing_growth: float = 0.0
-    pixel_scale_arcsec: float = 0.2
 
-    def draw(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, 4) integers per stamp: y and x shifts, up-down and left-right flips (0/1);
-        and the (n, 4) fractional PSF growth per band (None without seeing growth)."""
-        shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(n, 2))
-        flips = self.rng.random((n, 2)) < 0.5 if self.flips else np.zeros((n, 2), bool)
-        growth = (self.rng.uniform(0.0, self.seeing_growth, (n, len(IMAGE_BANDS)))
-                  if self.seeing_growth > 0 else None)
-        return np.column_stack([shifts, flips[:, ::-1]]), growth
+@dataclass(frozen=True)
+class BatchReader:
+    """What a batch holds: (stored-size images, tabular inputs[, z]) of some of `rows`, the
+    stamps of a training batch perhaps in worse `seeing` (the PSF inputs growing with it)."""
 
-    def cut(self, images: np.ndarray, draws: np.ndarray, out: np.ndarray,
-            psf_arcsec: np.ndarray | None = None, growth: np.ndarray | None = None) -> None:
-        """Write the views `draws` of stored `images` into `out` (one row each), seen in
-        seeing worse by `growth` than their `psf_arcsec` when given."""
-        if growth is not None:
-            images = degrade_seeing(images, psf_arcsec / self.pixel_scale_arcsec, growth,
-                                    self.rng)
-        base = (images.shape[1] - self.cutout) // 2
-        for k, (dy, dx, ud, lr) in enumerate(draws):
-            view = images[k, base + dy:base + dy + self.cutout, base + dx:base + dx + self.cutout]
-            out[k] = view[::-1 if ud else 1, ::-1 if lr else 1]
+    dataset: Dataset
+    rows: np.ndarray
+    labelled: bool
+    psf_inputs: bool
+    seeing: SeeingAugmentation | None = None
+
+    def columns(self, positions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The catalogue side of rows `positions`: (tabular inputs[, z])."""
+        rows = self.rows[positions]
+        tabular = tabular_inputs(self.dataset, rows, self.psf_inputs)
+        return (tabular, redshifts(self.dataset, rows)) if self.labelled else (tabular,)
+
+    def read(self, positions: np.ndarray, epoch: int, batch: int) -> tuple[np.ndarray, ...]:
+        """Batch number `batch` of `epoch`, of rows `positions`, read on its own."""
+        return self.finish((self.dataset.read_images(self.rows[positions]),
+                            *self.columns(positions)), positions, epoch, batch)
+
+    def finish(self, parts: tuple[np.ndarray, ...], positions: np.ndarray, epoch: int,
+               batch: int) -> tuple[np.ndarray, ...]:
+        """`parts` of rows `positions` as batch `batch` of `epoch`: with seeing augmentation."""
+        if self.seeing is None:
+            return parts
+        images, tabular, *z = parts
+        images, factors = self.seeing.degrade(images, self.dataset.psf_array[self.rows[positions]],
+                                              epoch, batch)
+        if self.psf_inputs:
+            tabular[:, len(MAG_COLUMNS):] *= factors
+        return (images.astype(np.float32, copy=False), tabular, *z)
 
 
 # Images read per HDF5 call. Whole 2048-row chunks of 48 px stamps are ~75 MB arrays, above
@@ -129,23 +178,12 @@ class Augmentation:
 READ_ROWS = 256
 
 
-def _read_block(dataset: Dataset, block: np.ndarray, augmentation: Augmentation | None,
-                out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images of rows `block` into `out[:len(block)]`: augmented views with `augmentation`,
-    stored stamps without; and the PSF growth factors (1 + growth, (n, 4)) of seeing
-    augmentation (None without it)."""
-    draws, growth = augmentation.draw(len(block)) if augmentation is not None else (None, None)
-    for start in range(0, len(block), READ_ROWS):
-        rows = block[start:start + READ_ROWS]
-        piece = dataset.read_images(rows)
-        target = out[start:start + len(piece)]
-        if augmentation is not None:
-            part = slice(start, start + len(piece))
-            augmentation.cut(piece, draws[part], target, dataset.psf_array[rows],
-                             None if growth is None else growth[part])
-        else:
-            target[...] = piece
-    return out[:len(block)], None if growth is None else 1.0 + growth
+def _read_chunk(dataset: Dataset, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Stored stamps of catalogue rows `rows` into `out[:len(rows)]`."""
+    for start in range(0, len(rows), READ_ROWS):
+        piece = dataset.read_images(rows[start:start + READ_ROWS])
+        out[start:start + len(piece)] = piece
+    return out[:len(rows)]
 
 
 def _gather(held: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...],
@@ -162,47 +200,28 @@ def _gather(held: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...],
     return tuple(gathered)
 
 
-def _batches(dataset: Dataset, rows: np.ndarray, chunk_size: int, batch_size: int,
-             labelled: bool, augmentation: Augmentation | None,
-             psf_inputs: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
-    """Yield (images, tabular inputs[, z]) batches of `batch_size` rows (the last may be
-    shorter); the PSF inputs grow with the stamps' seeing augmentation.
-
-    Rows are read a chunk at a time, each chunk a run of rows in storage order and so few
-    cheap HDF5 reads. With `augmentation` (training) the chunks come in random order, and
-    each one is shuffled together with half a chunk of rows held back from the previous
-    one, so every batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on
-    whole arrays rather than one galaxy at a time (which cost more CPU than reading and
-    cropping, and made each epoch wait for the buffer to fill). Without it, rows keep their
-    order and images their stored size. One image buffer serves every chunk of the epoch;
-    batches and held-back rows are copies, never views of it.
-    """
-    rng = augmentation.rng if augmentation is not None else None
-    blocks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
-    order = rng.permutation(len(blocks)) if rng is not None else range(len(blocks))
-    held_back = chunk_size // 2 if rng is not None else 0
-    size = augmentation.cutout if augmentation is not None else dataset.stored_size
-    buffer = np.empty((min(chunk_size, len(rows)), size, size, len(IMAGE_BANDS)), np.float32)
-    held: tuple[np.ndarray, ...] = ()
-    for b in order:
-        block = blocks[b]
-        images, psf_growth = _read_block(dataset, block, augmentation, buffer)
-        tabular = tabular_inputs(dataset, block, psf_inputs)
-        if psf_inputs and psf_growth is not None:
-            tabular[:, len(MAG_COLUMNS):] *= psf_growth
-        new = (images, tabular)
-        if labelled:
-            new += (redshifts(dataset, block),)
+def _batches(reader: BatchReader, plan: list[ChunkStep],
+             epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Yield the batches of `plan` in order, reading each chunk once: the same batches as
+    `reader.read` makes one at a time. One image buffer serves every chunk of the epoch;
+    batches and held-back rows are copies, never views of it."""
+    dataset, size = reader.dataset, reader.dataset.stored_size
+    longest = max((len(step.chunk) for step in plan), default=0)
+    buffer = np.empty((longest, size, size, len(IMAGE_BANDS)), np.float32)
+    pool_index = np.empty(len(reader.rows), np.int64)  # position -> place in held + chunk
+    held_positions, held = np.empty(0, np.int64), ()
+    number = 0
+    for step in plan:
+        new = (_read_chunk(dataset, reader.rows[step.chunk], buffer), *reader.columns(step.chunk))
         if not held:
             held = tuple(part[:0] for part in new)
-        total = len(held[0]) + len(block)
-        index = rng.permutation(total) if rng is not None else np.arange(total)
-        ready = max(total - held_back, 0) // batch_size * batch_size
-        for start in range(0, ready, batch_size):
-            yield _gather(held, new, index[start:start + batch_size])
-        held = _gather(held, new, index[ready:])
-    for start in range(0, len(held[0]) if held else 0, batch_size):
-        yield tuple(part[start:start + batch_size] for part in held)
+        pool = np.concatenate([held_positions, step.chunk])
+        pool_index[pool] = np.arange(len(pool))
+        for positions in step.batches:
+            yield reader.finish(_gather(held, new, pool_index[positions]), positions, epoch,
+                                number)
+            number += 1
+        held, held_positions = _gather(held, new, pool_index[step.held]), step.held
 
 
 def _signature(image_size: int, labelled: bool, psf_inputs: bool):
@@ -219,7 +238,7 @@ class EpochBatches(keras.utils.PyDataset):
     Keras reads a single-worker PyDataset in index order, so each `__getitem__` takes the
     next batch of the epoch's generator (index 0 starts a new epoch: Keras also peeks at the
     first batch for shapes) and the order, seeding and chunked reading stay those of the
-    tf.data path; reading and cropping still run in the background thread.
+    tf.data path; reading still runs in the background thread.
     """
 
     def __init__(self, epoch: Callable[[], Iterator[tuple[np.ndarray, ...]]],
@@ -251,44 +270,80 @@ class EpochBatches(keras.utils.PyDataset):
             self._batches = None
 
 
+class PlannedBatches(keras.utils.PyDataset):
+    """The batches of `_batches`, each read on its own (`BatchReader.read`) by one of
+    `workers` threads, in any order: for a GPU host, whose cores then read, check and
+    (with seeing augmentation) blur batches in parallel. Threads, not processes: forking a
+    process that runs JAX or TensorFlow can deadlock, and the parallel work (pixel checks,
+    seeing convolutions, copies) is NumPy, which releases the GIL.
+
+    Batch numbers and plans follow the epochs Keras ends (`on_epoch_end`), so epoch k's
+    batches are those the single-thread input gives in its epoch k.
+    """
+
+    def __init__(self, reader: BatchReader, next_plan: Callable[[], list[ChunkStep]],
+                 finish: Callable, workers: int) -> None:
+        super().__init__(workers=workers, max_queue_size=PREFETCH_BATCHES)
+        self._reader, self._next_plan, self._finish = reader, next_plan, finish
+        self._epoch = 0
+        self._positions = self._plan()
+
+    def _plan(self) -> list[np.ndarray]:
+        return [positions for step in self._next_plan() for positions in step.batches]
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, index: int):
+        return self._finish(*self._reader.read(self._positions[index], self._epoch, index))
+
+    def on_epoch_end(self) -> None:
+        self._epoch += 1
+        self._positions = self._plan()
+
+
 def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfig,
                  scaling: MagnitudeScaling, batch_size: int, chunk_size: int = 2048,
                  training: bool = False, seed: int = 0, labelled: bool = True,
-                 input_niceness: int = INPUT_NICENESS, psf_inputs: bool = False):
-    """Batches of ({"image", "mags"}, z_spec) ready for the core Hybrid-z model: a
-    `tf.data.Dataset` on the TensorFlow backend, an `EpochBatches` PyDataset otherwise.
-    "mags" holds the `tabular_inputs` (the magnitudes, then with `psf_inputs` the PSFs).
+                 input_niceness: int = INPUT_NICENESS, psf_inputs: bool = False,
+                 workers: int = 1):
+    """Batches of ({"image", "mags"}, z_spec) for the model `hzexp.model.augmentation.trainer`
+    builds: with one worker a `tf.data.Dataset` on the TensorFlow backend and an
+    `EpochBatches` PyDataset otherwise, with more a `PlannedBatches` PyDataset. "image" holds
+    the stored-size stamps (the model cuts, shifts, flips and normalises them), "mags" the
+    standardised `tabular_inputs` (the magnitudes, then with `psf_inputs` the PSFs).
 
-    `training=True` shuffles and augments, with a new draw every epoch; otherwise rows keep
-    their order and images are centre-cropped, so predictions align with `rows`. Batches
-    are made by a thread with `input_niceness` added to its nice value (the bench compares
-    values).
+    `training=True` shuffles (`epoch_plan`), and with `seeing_augment` degrades the seeing,
+    with a new draw every epoch; otherwise rows keep their order, so predictions align with
+    `rows`. The single reading thread runs with `input_niceness` added to its nice value
+    (the bench compares values).
     """
     rows = np.sort(np.asarray(rows, dtype=np.int64)) if training else np.asarray(rows, np.int64)
-    cutout = preprocess.cutout
-    augmentation = None
-    if training:
-        augmentation = Augmentation(
-            cutout, max_shift_pixels(preprocess, dataset.stored_size) if preprocess.augment else 0,
-            preprocess.flips and preprocess.augment, np.random.default_rng(seed),
-            preprocess.seeing_augment if preprocess.augment else 0.0,
-            float(dataset.manifest.get("pixel_scale_arcsec", 0.2)))
+    rng = np.random.default_rng(seed) if training else None
+    seeing = None
+    if training and preprocess.augment and preprocess.seeing_augment > 0:
+        seeing = SeeingAugmentation(preprocess.seeing_augment, seed,
+                                    float(dataset.manifest.get("pixel_scale_arcsec", 0.2)))
+    reader = BatchReader(dataset, rows, labelled, psf_inputs, seeing)
 
-    def epoch() -> Iterator[tuple[np.ndarray, ...]]:
-        return in_background(
-            lambda: _batches(dataset, rows, chunk_size, batch_size, labelled, augmentation,
-                             psf_inputs),
-            PREFETCH_BATCHES, "hzexp-input", input_niceness)
+    def next_plan() -> list[ChunkStep]:
+        return epoch_plan(len(rows), chunk_size, batch_size, rng)
 
     fill, mean, scale = (np.asarray(a, np.float32) for a in
                          (scaling.fill, scaling.mean, scaling.scale))
 
     def finish(images, mags, *z):
-        if not training:
-            images = centre_crop(images, cutout)
-        features = {"image": minmax_normalise(images),
-                    "mags": standardise_magnitudes(mags, fill, mean, scale)}
+        features = {"image": images, "mags": standardise_magnitudes(mags, fill, mean, scale)}
         return (features, *z) if z else features
+
+    if workers > 1:
+        return PlannedBatches(reader, next_plan, finish, workers)
+    epochs = itertools.count()
+
+    def epoch() -> Iterator[tuple[np.ndarray, ...]]:
+        plan, number = next_plan(), next(epochs)
+        return in_background(lambda: _batches(reader, plan, number), PREFETCH_BATCHES,
+                             "hzexp-input", input_niceness)
 
     n_batches = -(-len(rows) // batch_size)
     if keras.backend.backend() != "tensorflow":
@@ -296,8 +351,7 @@ def make_dataset(dataset: Dataset, rows: np.ndarray, preprocess: PreprocessConfi
     import tensorflow as tf
 
     source = tf.data.Dataset.from_generator(
-        epoch, output_signature=_signature(cutout if training else dataset.stored_size,
-                                           labelled, psf_inputs))
+        epoch, output_signature=_signature(dataset.stored_size, labelled, psf_inputs))
     # The generator hides the length from tf.data; stating it lets Keras size its epochs
     # and progress bars instead of discovering the end by running out of data.
     return (source.map(finish)

@@ -82,7 +82,7 @@ def fit_magnitude_standardiser(train_mags: np.ndarray, columns: tuple[str, ...] 
     return imputer.statistics_, scaler.mean_, scaler.scale_
 
 
-class _Float32Layer(keras.layers.Layer):
+class Float32Layer(keras.layers.Layer):
     """Preprocessing runs in float32 even under a mixed_float16 policy: raw fluxes and
     magnitude differences lose too much precision in float16."""
 
@@ -92,7 +92,7 @@ class _Float32Layer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="hzexp")
-class CentreCrop(_Float32Layer):
+class CentreCrop(Float32Layer):
     """`centre_crop` as a layer: stored-size stamps in, model-size cutouts out."""
 
     def __init__(self, cutout: int, **kwargs):
@@ -107,7 +107,7 @@ class CentreCrop(_Float32Layer):
 
 
 @keras.saving.register_keras_serializable(package="hzexp")
-class MinMaxNormalise(_Float32Layer):
+class MinMaxNormalise(Float32Layer):
     """`minmax_normalise` as a layer."""
 
     def call(self, images):
@@ -115,7 +115,7 @@ class MinMaxNormalise(_Float32Layer):
 
 
 @keras.saving.register_keras_serializable(package="hzexp")
-class MagnitudeStandardiser(_Float32Layer):
+class MagnitudeStandardiser(Float32Layer):
     """`standardise_magnitudes` with the training split's fill, mean and scale frozen in.
 
     The numbers are both config (so the saved model describes itself and can be rebuilt)

@@ -9,9 +9,8 @@ import pytest
 
 from hzexp.config import PreprocessConfig
 from hzexp.data import pipeline
-from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset, max_shift_pixels
+from hzexp.data.pipeline import MagnitudeScaling, magnitudes, make_dataset
 from hzexp.data.store import Dataset, DatasetError
-from hzexp.model.preprocessing import centre_crop, minmax_normalise
 from hzexp.training import fit_scaling
 
 
@@ -35,22 +34,20 @@ def collect(batches):
     return np.concatenate(images), np.concatenate(mags), np.concatenate(z)
 
 
-def test_evaluation_batches_keep_row_order_and_centre_crop(dataset):
+def test_evaluation_batches_keep_row_order_and_the_stored_stamps(dataset):
+    """The model cuts and normalises the stamps (`hzexp.model.augmentation`), not the input."""
     rows = np.array([149, 0, 77, 3, 60])
     preprocess = PreprocessConfig(cutout=20)
     batches = make_dataset(dataset, rows, preprocess, identity_scaling(), batch_size=2,
                            chunk_size=3)
     assert [len(z) for _, z in batches] == [2, 2, 1]  # batches span chunk boundaries
     images, mags, z = collect(batches)
-    assert images.shape == (5, 20, 20, 4)
     np.testing.assert_allclose(z, dataset.catalogue["z_spec"].to_numpy(np.float32)[rows])
     np.testing.assert_allclose(mags, magnitudes(dataset, rows))
-    expected = minmax_normalise(centre_crop(dataset.read_images(rows), 20)).numpy()
-    np.testing.assert_allclose(images, expected, rtol=1e-6)
-    assert images.min() == 0.0 and np.allclose(images.max(axis=(1, 2, 3)), 1.0)
+    np.testing.assert_array_equal(images, dataset.read_images(rows))
 
 
-def test_training_batches_cover_the_split_shuffled_and_augmented_each_epoch(dataset):
+def test_training_batches_cover_the_split_shuffled_afresh_each_epoch(dataset):
     rows = np.arange(0, 150, 2)
     batches = make_dataset(dataset, rows, PreprocessConfig(cutout=36), identity_scaling(),
                            batch_size=16, chunk_size=20, training=True, seed=1)
@@ -60,10 +57,11 @@ def test_training_batches_cover_the_split_shuffled_and_augmented_each_epoch(data
     np.testing.assert_allclose(np.sort(first_z), expected_z)
     np.testing.assert_allclose(np.sort(second_z), expected_z)
     assert not np.array_equal(first_z, second_z)  # a new order every epoch
-    # Same galaxy, two epochs: different augmented views of the same pixels.
-    a = first_images[np.argsort(first_z)]
-    b = second_images[np.argsort(second_z)]
-    assert not np.allclose(a, b)
+    # Without seeing augmentation, each galaxy's stored stamp, untouched.
+    by_z = rows[np.argsort(dataset.z_spec_array[rows])]
+    np.testing.assert_array_equal(first_images[np.argsort(first_z)], dataset.read_images(by_z))
+    np.testing.assert_array_equal(second_images[np.argsort(second_z)],
+                                  dataset.read_images(by_z))
 
 
 def test_training_batches_are_full_and_mix_neighbouring_chunks(write_dataset):
@@ -87,31 +85,6 @@ def test_batches_never_wait_for_tf_data_autotuning(dataset):
         batches = make_dataset(dataset, np.arange(20), PreprocessConfig(cutout=20),
                                identity_scaling(), batch_size=4, training=training)
         assert batches.options().autotune.enabled is False
-
-
-def test_augmented_view_is_a_shifted_or_flipped_crop(dataset):
-    rows = np.array([5])
-    preprocess = PreprocessConfig(cutout=36)
-    shift = max_shift_pixels(preprocess, dataset.stored_size)
-    assert shift == 2  # 5% of 36 px, rounded
-    stamp = minmax_normalise(dataset.read_images(rows)).numpy()[0]
-    candidates = []
-    for dy in range(-shift, shift + 1):
-        for dx in range(-shift, shift + 1):
-            view = stamp[6 + dy:42 + dy, 6 + dx:42 + dx]
-            candidates += [view, view[::-1], view[:, ::-1], view[::-1, ::-1]]
-    batches = make_dataset(dataset, rows, preprocess, identity_scaling(), batch_size=1,
-                           training=True, seed=3)
-    for _ in range(5):
-        image = collect(batches)[0][0]
-        # min-max of a crop differs from a crop of the min-max'd stamp only by an affine map
-        image_std = (image - image.mean()) / image.std()
-        assert any(np.allclose(image_std, (c - c.mean()) / c.std(), atol=1e-4)
-                   for c in candidates)
-
-
-def test_no_shift_margin_at_full_stored_size(dataset):
-    assert max_shift_pixels(PreprocessConfig(cutout=48), 48) == 0
 
 
 def test_scaling_is_fitted_on_training_rows_only(dataset):
@@ -145,8 +118,8 @@ def test_training_batches_are_reproducible_from_the_seed(dataset):
 def test_batches_stay_valid_after_later_chunks_reuse_the_image_buffer(dataset):
     """Every chunk is read into one buffer: batches and held-back rows must be copies."""
     rows = np.array([149, 0, 77, 3, 60, 12, 100])
-    batches = list(pipeline._batches(dataset, rows, chunk_size=3, batch_size=2, labelled=True,
-                                     augmentation=None))
+    reader = pipeline.BatchReader(dataset, rows, labelled=True, psf_inputs=False)
+    batches = list(pipeline._batches(reader, pipeline.epoch_plan(len(rows), 3, 2, None), 0))
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]),
                                   dataset.read_images(rows))
     np.testing.assert_array_equal(np.concatenate([b[2] for b in batches]),
@@ -292,16 +265,16 @@ def test_psf_inputs_follow_the_magnitudes_and_grow_with_seeing_augmentation(data
 
 
 def test_seeing_augmentation_blurs_the_training_stamps_reproducibly(dataset):
-    """Augmented stamps are wider (second moment) than the same views without it, and the
-    same seed gives the same stamps."""
+    """Augmented stamps are wider (second moment) than the stored ones, and the same seed
+    gives the same stamps."""
     def epoch(seeing_augment, seed=4):
         return collect(make_dataset(dataset, np.arange(150),
-                                    PreprocessConfig(cutout=28, seeing_augment=seeing_augment,
-                                                     shift_fraction=0.0, flips=False),
+                                    PreprocessConfig(cutout=28, seeing_augment=seeing_augment),
                                     identity_scaling(), batch_size=16, training=True,
                                     seed=seed))
 
-    def width(images):
+    def width(images):  # of the central 28 px, where the galaxy outshines the sky noise
+        images = images[:, 10:38, 10:38]
         y, x = np.mgrid[:28, :28] - 13.5
         total = images.sum(axis=-1)
         light = np.clip(total - np.median(total, axis=(1, 2), keepdims=True), 0, None)
@@ -313,12 +286,56 @@ def test_seeing_augmentation_blurs_the_training_stamps_reproducibly(dataset):
     np.testing.assert_array_equal(blurred[0], again[0])
 
 
-def test_without_seeing_augmentation_the_draws_are_those_of_before(dataset):
-    """seeing_augment 0 draws nothing extra: runs repeat the ones made before it existed."""
-    augmentation = pipeline.Augmentation(28, 2, True, np.random.default_rng(9))
-    geometry, growth = augmentation.draw(50)
-    rng = np.random.default_rng(9)
-    shifts = rng.integers(-2, 3, size=(50, 2))
-    flips = rng.random((50, 2)) < 0.5
-    np.testing.assert_array_equal(geometry, np.column_stack([shifts, flips[:, ::-1]]))
-    assert growth is None
+def test_an_epoch_plan_holds_every_row_once_in_full_batches_mixing_chunks():
+    plan = pipeline.epoch_plan(1000, 128, 32, np.random.default_rng(0))
+    batches = [positions for step in plan for positions in step.batches]
+    assert len(batches) == -(-1000 // 32)
+    assert [len(b) for b in batches[:-1]] == [32] * (len(batches) - 1)
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
+    assert max(len(set(b // 128)) for b in batches) >= 2
+    ordered = pipeline.epoch_plan(100, 30, 8, None)
+    np.testing.assert_array_equal(np.concatenate([b for step in ordered for b in step.batches]),
+                                  np.arange(100))
+
+
+@pytest.mark.parametrize("psf_inputs", [False, True])
+def test_several_reading_threads_give_the_single_threads_batches(dataset, psf_inputs):
+    """`PlannedBatches` reads each batch on its own, in parallel and out of order, yet every
+    epoch holds the same batches, seeing augmentation included, as the one-thread input."""
+    kwargs = dict(rows=np.arange(150), preprocess=PreprocessConfig(cutout=28,
+                                                                   seeing_augment=0.3),
+                  scaling=_psf_scaling() if psf_inputs else identity_scaling(),
+                  batch_size=16, chunk_size=40, training=True, seed=5, psf_inputs=psf_inputs)
+    threaded = make_dataset(dataset, workers=3, **kwargs)
+    assert isinstance(threaded, pipeline.PlannedBatches) and threaded.workers == 3
+    single = make_dataset(dataset, **kwargs)
+    epochs = []
+    for _ in range(2):
+        got = [threaded[i] for i in reversed(range(len(threaded)))][::-1]
+        threaded.on_epoch_end()
+        expected = [(features["image"].numpy(), features["mags"].numpy(), z.numpy())
+                    for features, z in single]
+        assert len(got) == len(expected) == 10
+        for (features, z), (image, mags, z_expected) in zip(got, expected):
+            np.testing.assert_array_equal(features["image"], image)
+            np.testing.assert_allclose(np.asarray(features["mags"]), mags, rtol=1e-6)
+            np.testing.assert_array_equal(z, z_expected)
+        epochs.append(np.concatenate([z for _, z in got]))
+    assert not np.array_equal(*epochs)
+
+
+def test_keras_trains_from_several_reading_threads(dataset):
+    import dataclasses
+
+    from hzexp.config import TrainingConfig
+    from hzexp.model import build_hybrid_z, compile_hybrid_z, trainer
+    from tests.model.conftest import TINY
+
+    preprocess = PreprocessConfig(cutout=28)
+    model = trainer(build_hybrid_z(dataclasses.replace(TINY, depth=3), 28), preprocess,
+                    dataset.stored_size, seed=0)
+    compile_hybrid_z(model, TrainingConfig())
+    batches = make_dataset(dataset, np.arange(150), preprocess, identity_scaling(),
+                           batch_size=16, training=True, workers=2)
+    history = model.fit(batches, epochs=2, verbose=0).history
+    assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
