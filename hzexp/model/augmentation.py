@@ -47,13 +47,15 @@ class RandomView(Float32Layer):
             raise ValueError(f"{stored} px stamps leave no room for {self.max_shift} px shifts "
                              f"of a {self.cutout} px cutout")
         n = ops.shape(images)[0]
-        rows, columns = self._window(n, stored), self._window(n, stored)
-        # One gather per axis takes each galaxy's shifted, perhaps reversed, rows and columns.
-        rows = ops.broadcast_to(rows[:, :, None, None], (n, self.cutout, stored, bands))
-        view = ops.take_along_axis(images, rows, axis=1)
-        columns = ops.broadcast_to(columns[:, None, :, None],
-                                   (n, self.cutout, self.cutout, bands))
-        return ops.take_along_axis(view, columns, axis=2)
+        # Each galaxy's shifted, perhaps reversed, rows, then columns: one gather each from
+        # the batch's rows laid end to end (int32 indices; Keras' take_along_axis would
+        # broadcast int64 ones, which oneDNN does not run).
+        first = ops.arange(n, dtype="int32")[:, None] * stored
+        view = ops.take(ops.reshape(images, (-1, stored, bands)),
+                        first + self._window(n, stored), axis=0)  # (n, cutout, stored, bands)
+        view = ops.reshape(ops.transpose(view, (0, 2, 1, 3)), (-1, self.cutout, bands))
+        view = ops.take(view, first + self._window(n, stored), axis=0)
+        return ops.transpose(view, (0, 2, 1, 3))
 
     def _window(self, n, stored: int):
         """(n, cutout) pixel indices along one axis: a window shifted by a random integer in
