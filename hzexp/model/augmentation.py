@@ -34,8 +34,10 @@ class RandomView(Float32Layer):
         super().__init__(**kwargs)
         if max_shift < 0:
             raise ValueError(f"max_shift must be >= 0 px, got {max_shift}")
-        self.cutout, self.max_shift, self.flips, self.seed = int(cutout), int(max_shift), \
-            bool(flips), seed
+        self.cutout = int(cutout)
+        self.max_shift = int(max_shift)
+        self.flips = bool(flips)
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=False):
