@@ -320,7 +320,8 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
         tags = {tracking.STUDY_TAG: study_name, "optuna.trial": str(trial.number)}
         try:
             outcome = tracked_training(config, run_name=f"trial-{trial.number:03d}", nested=True,
-                                       callbacks=[recorder, pruning, bar], evaluate_on="val",
+                                       # the bar counts the epoch that prunes the trial
+                                       callbacks=[recorder, bar, pruning], evaluate_on="val",
                                        dataset=dataset,
                                        extra_params={"trial_number": trial.number},
                                        extra_tags=tags)

@@ -207,8 +207,10 @@ def train(config: PipelineConfig, dataset: Dataset,
                                              restore_best_weights=True)
         fitted = model.fit(batches("train", True), validation_data=batches("val", False),
                           epochs=config.training.epochs,
+                          # the epoch's line is written before a caller's callback can
+                          # end the training (a pruned trial logs the epoch that pruned it)
                           callbacks=[val_smad, *learning_rate_schedule(config.training), stop,
-                                     *(callbacks or []), EpochLog()],
+                                     EpochLog(), *(callbacks or [])],
                           shuffle=False, verbose=0)  # the input pipeline shuffles itself
         history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
         outputs = {split: predict_rows(model, dataset, assignment[split], config, scaling)
