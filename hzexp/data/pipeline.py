@@ -98,7 +98,7 @@ class SeeingAugmentation:
 
 @dataclass(frozen=True)
 class ChunkStep:
-    """One chunk of an epoch (`EpochPlan`), as positions in the epoch's rows: the chunk read
+    """One chunk of an epoch (`epoch_plan`), as positions in the epoch's rows: the chunk read
     at once, the batches complete once it is read, and the rows held back for later."""
 
     chunk: np.ndarray
@@ -115,8 +115,8 @@ def epoch_plan(n_rows: int, chunk_size: int, batch_size: int,
     shuffled together with half a chunk of rows held back from the previous one, so every
     batch mixes two chunks as a one-chunk tf.data shuffle buffer would, but on whole arrays
     rather than one galaxy at a time (which cost more CPU than reading, and made each epoch
-    wait for the buffer to fill). Without it, rows keep their order. Batches have
-    `batch_size` rows; the last ones, of the rows left at the end, may be shorter.
+    wait for the buffer to fill). Without it, rows keep their order. Every batch but the
+    last has `batch_size` rows.
     """
     blocks = [np.arange(i, min(i + chunk_size, n_rows)) for i in range(0, n_rows, chunk_size)]
     order = rng.permutation(len(blocks)) if rng is not None else range(len(blocks))
