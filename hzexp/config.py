@@ -94,6 +94,10 @@ class ModelConfig:
     output: Literal["point", "pdf"] = "point"
     pdf_bins: int = 200
     pdf_z_max: float = 1.0
+    #: The standard deviation (redshift) of the Gaussian each bin's probability is spread
+    #: with (`hzexp.model.pdf.GaussianKernel`): smooth PDFs in place of a comb of single
+    #: bins; 0 leaves the softmax as it is.
+    pdf_kernel_width: float = 0.0
     #: The u,g,r,i PSF FWHMs (dataset columns psf_fwhm_*) as inputs of the magnitude
     #: branch, standardised like the magnitudes (unknown -> the training median); the
     #: logged model then takes a `psf_fwhm` input.
@@ -170,6 +174,8 @@ class PipelineConfig:
              "needs 4 dense layers (batch norm and dropout follow the second)"),
             ("model.pdf_bins", self.model.pdf_bins >= 2, "must be >= 2"),
             ("model.pdf_z_max", self.model.pdf_z_max > 0, "must be > 0"),
+            ("model.pdf_kernel_width", 0 <= self.model.pdf_kernel_width < self.model.pdf_z_max,
+             "must be >= 0 (0: no kernel) and below model.pdf_z_max"),
             ("preprocess.cutout", 8 <= self.preprocess.cutout, "must be at least 8 px"),
             ("preprocess.shift_fraction", 0 <= self.preprocess.shift_fraction < 0.5,
              "must be in [0, 0.5)"),

@@ -44,6 +44,7 @@ def test_overrides_are_typed_and_flattened():
     ("training.input_workers=0", "training.input_workers = 0: must be >= 1"),
     ("preprocess.seeing_augment=1.5", "preprocess.seeing_augment = 1.5: must be in [0, 1]"),
     ("model.psf_inputs=maybe", "model.psf_inputs = 'maybe': expected bool"),
+    ("model.pdf_kernel_width=-0.01", "model.pdf_kernel_width = -0.01: must be >= 0"),
     ("split.train=0.9", "split = "),
     ("bogus=1", "unknown key bogus"),
 ])

@@ -11,7 +11,7 @@ from hzexp.model.export import export_model
 from hzexp.model.hybrid import build_hybrid_z, compile_hybrid_z
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
-from hzexp.model.pdf import BinnedCRPS, CalibratedPdf
+from hzexp.model.pdf import BinnedCRPS, CalibratedPdf, GaussianKernel
 from hzexp.model.preprocessing import (
     CentreCrop,
     MagnitudeStandardiser,
@@ -23,7 +23,7 @@ from hzexp.model.preprocessing import (
 )
 
 __all__ = [
-    "BinnedCRPS", "CalibratedPdf", "CentreCrop", "Huber", "MagnitudeStandardiser",
+    "BinnedCRPS", "CalibratedPdf", "CentreCrop", "GaussianKernel", "Huber", "MagnitudeStandardiser",
     "MinMaxNormalise", "R2", "RandomView", "build_hybrid_z",
     "centre_crop", "compile_hybrid_z", "configure_precision", "distribution_scope", "export_model",
     "fit_magnitude_standardiser", "minmax_normalise", "standardise_magnitudes", "trainer",

@@ -15,13 +15,14 @@ from hzexp.data.store import IMAGE_BANDS, tabular_columns
 from hzexp.model.inception import conv_relu, inception_module, scale_filters
 from hzexp.model.losses import Huber
 from hzexp.model.metrics import R2
-from hzexp.model.pdf import BinnedCRPS
+from hzexp.model.pdf import BinnedCRPS, GaussianKernel
 
 
 def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
     """The uncompiled network on preprocessed inputs: `image` (cutout, cutout, 4) min-max
     normalised stamps and `mags` (9,) standardised magnitudes (13: then the standardised PSF
-    FWHMs, with `model.psf_inputs`) -> `z_phot` (N, 1) in (0, 1), or the PDF.
+    FWHMs, with `model.psf_inputs`) -> `z_phot` (N, 1) in (0, 1), or the PDF (N, pdf_bins):
+    a softmax, spread by a Gaussian of `model.pdf_kernel_width` when that is set.
 
     Stem and module layout follow the authors' released code; every convolution pads
     'same' so the spatial size is ceil(ceil(cutout / 3) / 2) >= 1 for any cutout.
@@ -53,8 +54,13 @@ def build_hybrid_z(model: ModelConfig, cutout: int) -> keras.Model:
         h = _dense_relu(h, units, f"head_dense_{i}")
     # float32 output under mixed_float16: the sigmoid saturates early in half precision.
     if model.output == "pdf":
-        z_pdf = keras.layers.Dense(model.pdf_bins, activation="softmax", dtype="float32",
-                                   name="z_pdf")(h)
+        if not model.pdf_kernel_width:
+            z_pdf = keras.layers.Dense(model.pdf_bins, activation="softmax", dtype="float32",
+                                       name="z_pdf")(h)
+            return keras.Model([image, mags], z_pdf, name="hybrid_z")
+        weights = keras.layers.Dense(model.pdf_bins, activation="softmax", dtype="float32",
+                                     name="z_pdf_weights")(h)
+        z_pdf = GaussianKernel(model.pdf_kernel_width, model.pdf_z_max, name="z_pdf")(weights)
         return keras.Model([image, mags], z_pdf, name="hybrid_z")
     z_phot = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="z_phot")(h)
     return keras.Model([image, mags], z_phot, name="hybrid_z")

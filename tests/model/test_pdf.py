@@ -14,6 +14,7 @@ from hzexp.evaluation.pdfs import PdfGrid, crps, quantiles
 from hzexp.model import (
     BinnedCRPS,
     CalibratedPdf,
+    GaussianKernel,
     build_hybrid_z,
     compile_hybrid_z,
     export_model,
@@ -31,11 +32,14 @@ def inputs(n=16, seed=3):
             rng.normal(21.0, 1.0, size=(n, 9)).astype(np.float32))
 
 
-def test_the_pdf_head_gives_normalised_non_negative_pdfs_that_train():
+@pytest.mark.parametrize("kernel_width", [0.0, 0.03])
+def test_the_pdf_head_gives_normalised_non_negative_pdfs_that_train(kernel_width):
     keras.utils.set_random_seed(0)
-    core = build_hybrid_z(PDF, CUTOUT)
+    architecture = dataclasses.replace(PDF, pdf_kernel_width=kernel_width)
+    core = build_hybrid_z(architecture, CUTOUT)
     assert core.output.shape[-1] == 50 and core.output_names == ["z_pdf"]
-    compile_hybrid_z(core, TrainingConfig(learning_rate=3e-3), PDF)
+    assert isinstance(core.layers[-1], GaussianKernel) == (kernel_width > 0)
+    compile_hybrid_z(core, TrainingConfig(learning_rate=3e-3), architecture)
     images, mags = inputs(64)
     x = [images[:, 2:22, 2:22] / images.max(), (mags - 21.0)]
     z = np.full((64, 1), 0.31, dtype=np.float32)
@@ -47,6 +51,24 @@ def test_the_pdf_head_gives_normalised_non_negative_pdfs_that_train():
     assert core.evaluate(x, z, verbose=0) < before / 2
     # the mass moves from everywhere (uniform: median 0.5) to near the truth
     np.testing.assert_allclose(quantiles(pdfs, PdfGrid(1.0, 50), 0.5), 0.31, atol=0.05)
+
+
+def test_the_gaussian_kernel_spreads_each_bin_into_a_normalised_gaussian():
+    grid, width = PdfGrid(1.0, 200), 0.01
+    one_bin = np.zeros((3, 200), dtype=np.float32)
+    one_bin[0, 100] = one_bin[1, 0] = one_bin[2, 199] = 1.0
+    spread = keras.ops.convert_to_numpy(GaussianKernel(width, grid.z_max)(one_bin))
+    assert np.all(spread >= 0)
+    np.testing.assert_allclose(spread.sum(axis=1), 1.0, atol=1e-5)  # none lost at the edges
+    mean = (spread[0] * grid.centres).sum()
+    std = np.sqrt((spread[0] * (grid.centres - mean) ** 2).sum())
+    np.testing.assert_allclose([mean, std], [grid.centres[100], width], rtol=1e-3)
+    # a comb of single bins becomes smooth: neighbouring bins differ by a few per cent
+    comb = np.zeros((1, 200), dtype=np.float32)
+    comb[0, 80:120:3] = 1.0 / len(range(80, 120, 3))
+    smooth = keras.ops.convert_to_numpy(GaussianKernel(width, grid.z_max)(comb))[0]
+    assert np.abs(np.diff(smooth[85:115])).max() < 0.1 * smooth[85:115].max()
+    assert np.abs(np.diff(comb[0, 85:115])).max() == comb.max()
 
 
 def test_the_loss_is_the_crps_on_the_right_bin_edges():
@@ -65,7 +87,7 @@ def test_the_loss_is_the_crps_on_the_right_bin_edges():
 
 def test_calibration_tempers_and_survives_export_save_and_load(tmp_path):
     keras.utils.set_random_seed(1)
-    core = build_hybrid_z(PDF, CUTOUT)
+    core = build_hybrid_z(dataclasses.replace(PDF, pdf_kernel_width=0.03), CUTOUT)
     stats = fit_magnitude_standardiser(np.random.default_rng(6).normal(21.0, 1.0, (40, 9)))
     plain = export_model(core, CUTOUT, STORED, *stats, pdf=CalibratedPdf(1.0, 1.0, name="z_pdf"))
     wider = export_model(core, CUTOUT, STORED, *stats, pdf=CalibratedPdf(1.0, 3.0, name="z_pdf"))
@@ -81,6 +103,8 @@ def test_calibration_tempers_and_survives_export_save_and_load(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "pdf.keras")
     layer = loaded.layers[-1]
     assert isinstance(layer, CalibratedPdf) and (layer.z_max, layer.temperature) == (1.0, 3.0)
+    kernel = loaded.layers[-2].layers[-1]  # the core's output layer, its spread weights saved
+    assert isinstance(kernel, GaussianKernel) and kernel.width == 0.03
     np.testing.assert_allclose(loaded.predict({"image": images, "mags": mags}, verbose=0), p3,
                                rtol=1e-5, atol=1e-7)
 
