@@ -32,6 +32,7 @@ from hzexp.evaluation.report import build_report
 from hzexp.evaluation.tables import photoz_table, subsample_metrics, subsample_pdf_metrics
 from hzexp.inference.catalogue import predict_dataset_pdfs, predict_dataset_rows
 from hzexp.inference.model import lookup_source
+from hzexp.tracking.callbacks import EpochMetricsLogger
 from hzexp.training import TrainingResult, pdf_grid, train
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def tracked_training(config: PipelineConfig, pipeline_file: str | None = None,
         if pipeline_file:
             tracking.log_file(Path(pipeline_file), "config")
         result = train(config, dataset, assignment=assignment,
-                       callbacks=[tracking.EpochMetricsLogger(), *(callbacks or [])])
+                       callbacks=[EpochMetricsLogger(), *(callbacks or [])])
         rows = result.assignment[evaluate_on]
         frame = dataset.catalogue.iloc[rows].reset_index(drop=True)
         z_phot = {HYBRID_LABEL: result.predictions[evaluate_on]}

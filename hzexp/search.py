@@ -48,6 +48,7 @@ from hzexp.data.store import Dataset
 from hzexp.evaluation.tables import subsample_metrics
 from hzexp.experiment import SPLITS_USED, tracked_training
 from hzexp.inference import predict_dataset_rows
+from hzexp.tracking.callbacks import ActiveRunRecorder
 from hzexp.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -315,7 +316,7 @@ def make_objective(base: PipelineConfig, space: SearchSpace, dataset: Dataset, s
                                           "parent_run_id": parent_run_id})
         config = trial_config(base, suggest_overrides(trial, space))
         pruning = TFKerasPruningCallback(trial, pruning_monitor)
-        recorder = tracking.ActiveRunRecorder()
+        recorder = ActiveRunRecorder()
         bar = TrialProgress(trial.number, progress)
         tags = {tracking.STUDY_TAG: study_name, "optuna.trial": str(trial.number)}
         try:

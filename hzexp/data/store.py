@@ -46,6 +46,9 @@ CATALOGUE_COLUMNS = (
 #: take as input and the evaluation bins residuals by. Every source writes them, NaN where
 #: unknown; a dataset written before they existed lacks them and reads them as unknown.
 PSF_COLUMNS = tuple(f"psf_fwhm_{b}" for b in IMAGE_BANDS)
+#: The deployable model's input of the PSF FWHMs (u, g, r, i arcsec), for a model trained
+#: with PSF inputs.
+PSF_INPUT = "psf_fwhm"
 #: Largest plausible PSF FWHM (arcsec): a larger value is a unit or sentinel mistake.
 PSF_FWHM_MAX_ARCSEC = 10.0
 

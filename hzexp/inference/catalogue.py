@@ -24,13 +24,12 @@ from tqdm.auto import tqdm
 
 from hzexp import __version__, tracking
 from hzexp.data.kids.ids import source_ids
-from hzexp.data.pipeline import magnitudes
-from hzexp.data.store import Dataset, DatasetError
+from hzexp.data.store import PSF_INPUT, Dataset, DatasetError
 from hzexp.evaluation.novelty import COVERAGE_COLUMN
 from hzexp.evaluation.tables import photoz_table, subsample_metrics
-from hzexp.inference.cluster import cluster_client, predict_on_cluster
+from hzexp.inference.cluster import cluster_client, model_on_cluster, predict_on_cluster
 from hzexp.inference.errors import PredictionError
-from hzexp.inference.model import PredictionModel, load_prediction_model
+from hzexp.inference.model import ModelFacts, PredictionModel, load_prediction_model
 from hzexp.inference.output import (
     catalogue_columns,
     read_predictions,
@@ -43,7 +42,6 @@ from hzexp.inference.pdf_file import write_pdf_file
 from hzexp.inference.source import open_data
 from hzexp.inference.stream import prefetched_chunks
 from hzexp.inference.target import check_replaced_hash, check_targets, output_lock
-from hzexp.model.export import PSF_INPUT
 
 __all__ = ["DEFAULT_MODEL_URI", "PredictionError", "PredictionReport", "predict_catalogue",
            "predict_dataset_pdfs", "predict_dataset_rows", "read_predictions"]
@@ -137,8 +135,10 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
         raise PredictionError(f"{pdf_out}: not a file path in an existing directory")
     targets = [out, *([stats_path(out)] if evaluate else []), *([pdf_out] if pdf_out else [])]
     replaced_hash = check_targets(data, targets, overwrite)
-    with output_lock(out):
-        model = load_prediction_model(model_uri)
+    with output_lock(out), cluster_client(workers, scheduler) as cluster:
+        # on a cluster only the workers load the model (the driver holds its facts)
+        model = (load_prediction_model(model_uri) if cluster is None
+                 else model_on_cluster(cluster, model_uri))
         if pdf_out is not None and model.pdf_grid is None:
             raise PredictionError(f"--pdf-out {pdf_out}: model {model.label} gives point "
                                   "estimates, not PDFs")
@@ -152,22 +152,21 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
             tracking.log_prediction_input(dataset)
             if evaluate:
                 _check_labels(dataset)
-            with cluster_client(workers, scheduler) as cluster:
-                return _predict_and_write(data, out, model, parts, dataset, batch_size,
-                                          chunk_size, evaluate, progress, started, pdf_out,
-                                          cluster)
+            return _predict_and_write(data, out, model, parts, dataset, batch_size, chunk_size,
+                                      evaluate, progress, started, pdf_out, cluster)
         except BaseException:
             if fresh and not parts.parts():
                 parts.remove()
             raise
 
 
-def _predict_and_write(data: Path, out: Path, model: PredictionModel, parts: PartStore,
+def _predict_and_write(data: Path, out: Path, model: ModelFacts, parts: PartStore,
                        dataset: Dataset, batch_size: int, chunk_size: int, evaluate: bool,
                        progress: bool, started: float, pdf_out: Path | None,
                        cluster) -> PredictionReport:
-    """Predict what the parts lack (in this process, or on the Dask `cluster` client), then
-    write the catalogue (its Table 1, its PDFs) and remove the parts."""
+    """Predict what the parts lack (in this process with the loaded `model`, or on the Dask
+    `cluster` client with the model its workers loaded), then write the catalogue (its
+    Table 1, its PDFs) and remove the parts."""
     metadata = _provenance(model, dataset)
     missing = parts.start({**metadata, "model": model.pinned_uri, "data": str(data.resolve()),
                            "n_galaxies": len(dataset),
@@ -214,7 +213,7 @@ def _check_labels(dataset: Dataset) -> None:
         raise PredictionError(str(err)) from None
 
 
-def _provenance(model: PredictionModel, dataset: Dataset) -> dict[str, str]:
+def _provenance(model: ModelFacts, dataset: Dataset) -> dict[str, str]:
     """What the output file records about its making (keys of `FITS_KEYWORDS`)."""
     return {"model_uri": model.source.uri, "model_name": model.source.name or "",
             "model_version": model.source.version or "",
@@ -266,7 +265,7 @@ def predict_dataset_pdfs(model: tracking.HybridZPyfunc, dataset: Dataset, rows: 
                          chunk_size: int = 2048) -> np.ndarray:
     """(N, bins) PDFs of catalogue rows `rows` (in that order) from a PDF model's pyfunc."""
     return np.concatenate([model.predict_output(dataset.read_images(part),
-                                                magnitudes(dataset, part),
+                                                dataset.magnitude_array[part],
                                                 dataset.psf_array[part])
                            for part in _row_chunks(rows, chunk_size)])
 
@@ -274,7 +273,7 @@ def predict_dataset_pdfs(model: tracking.HybridZPyfunc, dataset: Dataset, rows: 
 def _model_inputs(dataset: Dataset, rows: np.ndarray, psf: bool) -> dict[str, np.ndarray]:
     """A pyfunc's input for catalogue rows: raw stamps, magnitudes and, with `psf`, the PSF
     FWHMs (the named inputs of `tracking.model_signature`)."""
-    inputs = {"image": dataset.read_images(rows), "mags": magnitudes(dataset, rows)}
+    inputs = {"image": dataset.read_images(rows), "mags": dataset.magnitude_array[rows]}
     if psf:
         inputs[PSF_INPUT] = dataset.psf_array[rows]
     return inputs

@@ -3,10 +3,13 @@
 Astronomy's catalogue-scale tools (LSDB/HATS, dask-jobqueue on HPC clusters) run on
 `dask.distributed`, so hzexp scales out there rather than on a scheduler of its own.
 
-The work is one task per chunk of catalogue rows. A worker process loads the model (the
-version the driver pinned) and opens the dataset once, then for each of its tasks reads the
-chunk's stamps, predicts and writes the chunk's part file (and PDFs) into the prediction's
-work directory itself, atomically; only the row count travels back. The driver then
+The driver resolves the model URI to a registered version and never loads the model: every
+worker process loads that version at once (`model_on_cluster`), and the first to finish
+tells the driver the model's `ModelFacts`, so the driver never starts TensorFlow and the
+workers' start overlaps. The work is one task per chunk of catalogue rows. A worker keeps
+the model and the open dataset between tasks, and for each task reads the chunk's stamps,
+predicts and writes the chunk's part file (and PDFs) into the prediction's work directory
+itself, atomically; only the row count travels back. The driver then
 assembles the catalogue from the parts exactly as an in-process run does, so everything
 `predict` promises holds: catalogue order, provenance, atomic output, resume from finished
 chunks (which a cluster finishes out of order), no row lost or repeated. A worker killed
@@ -39,7 +42,13 @@ from tqdm.auto import tqdm
 from hzexp import tracking
 from hzexp.data.store import Dataset
 from hzexp.inference.errors import PredictionError
-from hzexp.inference.model import PredictionModel, load_prediction_model
+from hzexp.inference.model import (
+    ModelFacts,
+    PredictionModel,
+    load_prediction_model,
+    lookup_source,
+    pinned_uri,
+)
 from hzexp.inference.parts import PartStore
 from hzexp.inference.stream import chunk_bounds, read_chunk
 
@@ -67,18 +76,37 @@ def _loaded(key: tuple, load):
     return _LOADED[key]
 
 
-def _worker_model(task: ChunkTask) -> PredictionModel:
+def _worker_model(model_uri: str, registry_uri: str) -> PredictionModel:
     """The pinned model, loaded once per worker process from the driver's store."""
     def load() -> PredictionModel:
-        os.environ["MLFLOW_TRACKING_URI"] = task.registry_uri
-        return load_prediction_model(task.model_uri)
+        os.environ["MLFLOW_TRACKING_URI"] = registry_uri
+        return load_prediction_model(model_uri)
 
-    return _loaded(("model", task.model_uri, task.registry_uri), load)
+    return _loaded(("model", model_uri, registry_uri), load)
+
+
+def _worker_model_facts(model_uri: str, registry_uri: str) -> ModelFacts:
+    return _worker_model(model_uri, registry_uri).facts
+
+
+def model_on_cluster(client, model_uri: str) -> ModelFacts:
+    """Resolve `model_uri` to its pinned version here, have every worker of `client`'s
+    cluster load that version at once (each keeps it for its tasks) and return its facts
+    from the first to finish; a load failure is raised here (`PredictionError`)."""
+    from dask.distributed import as_completed
+
+    source = lookup_source(model_uri)
+    registry = tracking.registry_uri()
+    workers = list(client.scheduler_info()["workers"]) or [None]
+    loads = [client.submit(_worker_model_facts, pinned_uri(source), registry, pure=False,
+                           workers=worker, allow_other_workers=True) for worker in workers]
+    facts = next(as_completed(loads)).result()
+    return ModelFacts(source, facts.stored_size, facts.cutout, facts.pdf_grid)
 
 
 def chunk_predictions(task: ChunkTask) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The task's part of the catalogue and its PDFs, computed on a worker."""
-    model = _worker_model(task)
+    model = _worker_model(task.model_uri, task.registry_uri)
     dataset = _loaded(("data", task.data), lambda: Dataset.open(task.data, check_content=False))
     return model.predict_chunk(read_chunk(dataset, task.first, task.stop), task.batch_size)
 
@@ -91,7 +119,7 @@ def predict_into_parts(task: ChunkTask) -> int:
     return len(frame)
 
 
-def predict_on_cluster(client, parts: PartStore, dataset: Dataset, model: PredictionModel,
+def predict_on_cluster(client, parts: PartStore, dataset: Dataset, model: ModelFacts,
                        ranges: list[tuple[int, int]], batch_size: int, chunk_size: int,
                        bar: tqdm, keep_pdfs: bool) -> None:
     """Predict the row `ranges` as one task per chunk on the cluster of `client`."""
@@ -144,19 +172,20 @@ def predict_dask(client, data: str | Path, model_uri: str = "models:/hybrid-z@ch
     (`object_id, ra, dec` and the model's estimates, one partition per chunk, in catalogue
     order), being computed on `client`'s cluster (persisted there); nothing is written. The
     model URI is pinned to its registered version here, so every partition uses the same
-    one."""
+    one, and the model is only loaded on the workers."""
     import dask
     import dask.dataframe as dd
 
-    model = load_prediction_model(model_uri)
+    model = model_on_cluster(client, model_uri)
     dataset = Dataset.open(data)
     model.check_stamps(dataset.stored_size, str(data))
-    tasks = [ChunkTask(str(dataset.path.resolve()), model.pinned_uri, tracking.registry_uri(),
-                       first, stop, batch_size)
+    where = (str(dataset.path.resolve()), model.pinned_uri, tracking.registry_uri())
+    tasks = [ChunkTask(*where, first, stop, batch_size)
              for first, stop in chunk_bounds([(0, len(dataset))], chunk_size)]
-    meta = model.predict_chunk(read_chunk(dataset, 0, min(1, len(dataset))), batch_size)[0]
-    frame = dd.from_delayed([dask.delayed(chunk_frame)(task) for task in tasks],
-                            meta=meta.iloc[:0])
+    # the columns (and dtypes) of the model's answer, from a first galaxy predicted there
+    meta = client.submit(chunk_frame, ChunkTask(*where, 0, min(1, len(dataset)), batch_size),
+                         pure=False).result().iloc[:0]
+    frame = dd.from_delayed([dask.delayed(chunk_frame)(task) for task in tasks], meta=meta)
     return client.persist(frame)
 
 

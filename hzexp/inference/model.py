@@ -17,21 +17,22 @@ from hzexp import tracking
 from hzexp.evaluation.pdfs import PdfGrid, summaries
 from hzexp.inference.errors import PredictionError
 from hzexp.inference.stream import Chunk
-from hzexp.model.preprocessing import CentreCrop, centre_crop
 
 
-@dataclass
-class PredictionModel:
-    """A loaded Hybrid-z model and the numbers a dataset has to fit.
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a prediction must know of its model without running it: the pinned source, the
+    stamp size its `image` input takes (the training set's stored size), the cutout its
+    `CentreCrop` layer takes from that, and a PDF model's redshift grid (None: point).
 
-    `stored_size`: the stamp size the model's `image` input takes (the training set's
-    stored size); `cutout`: the centre crop its `CentreCrop` layer takes from that.
+    A Dask cluster's driver holds only these (its workers load the model), so it never
+    starts TensorFlow; an in-process prediction holds the loaded `PredictionModel`.
     """
 
     source: tracking.ModelSource
-    pyfunc: tracking.HybridZPyfunc
     stored_size: int
     cutout: int
+    pdf_grid: PdfGrid | None
 
     @property
     def pinned_uri(self) -> str:
@@ -50,10 +51,16 @@ class PredictionModel:
                 f"{where}: images are {stamp_size} px but model {self.label} "
                 f"({self.source.uri}) crops {self.cutout} px cutouts from them")
 
+
+@dataclass(frozen=True)
+class PredictionModel(ModelFacts):
+    """A loaded Hybrid-z model: its facts and the pyfunc that predicts."""
+
+    pyfunc: tracking.HybridZPyfunc
+
     @property
-    def pdf_grid(self) -> PdfGrid | None:
-        """The redshift grid of a PDF model's output; None for a point model."""
-        return self.pyfunc.pdf_grid
+    def facts(self) -> ModelFacts:
+        return ModelFacts(self.source, self.stored_size, self.cutout, self.pdf_grid)
 
     def predict(self, images: np.ndarray, mags: np.ndarray, batch_size: int,
                 psf: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -87,6 +94,8 @@ class PredictionModel:
         size = images.shape[1]
         if size == self.stored_size:
             return images
+        from hzexp.model.preprocessing import centre_crop  # Keras: loaded with the model
+
         framed = np.zeros((len(images), self.stored_size, self.stored_size, images.shape[3]),
                           dtype=np.float32)
         start = (self.stored_size - self.cutout) // 2
@@ -112,6 +121,8 @@ def lookup_source(model_uri: str) -> tracking.ModelSource:
 
 def load_prediction_model(model_uri: str) -> PredictionModel:
     """Resolve `model_uri` to a pinned version and load it; `PredictionError` if absent."""
+    from hzexp.model.preprocessing import CentreCrop
+
     source = lookup_source(model_uri)
     try:
         pyfunc = tracking.load_hybrid_z_pyfunc(pinned_uri(source))
@@ -123,5 +134,5 @@ def load_prediction_model(model_uri: str) -> PredictionModel:
         raise PredictionError(f"model {model_uri}: expected one CentreCrop layer (an "
                               f"exported Hybrid-z model), found {len(crops)}")
     image_input = next(t for t in keras_model.inputs if t.name == "image")
-    return PredictionModel(source=source, pyfunc=pyfunc, stored_size=int(image_input.shape[1]),
-                           cutout=crops[0])
+    return PredictionModel(source=source, stored_size=int(image_input.shape[1]),
+                           cutout=crops[0], pdf_grid=pyfunc.pdf_grid, pyfunc=pyfunc)

@@ -4,7 +4,8 @@ Deep surveys come as many dataset directories (one per tile or sky region). `--d
 several of them, or a glob, in the order given (a glob's matches sorted by name); their
 `object_id`s must be unique across all of them, which is checked before anything is
 predicted, naming the clashing ids and their shards. The model URI is resolved once, so an
-alias that moves while the survey runs cannot give two shards two versions.
+alias that moves while the survey runs cannot give two shards two versions; with `workers`
+one local Dask cluster predicts every shard, its workers loading the model once.
 
 Each shard is predicted by `predict_catalogue`, so it keeps every promise (order,
 provenance, atomic output, resume, the lock) shard by shard. The output is either one file
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 from hzexp import tracking
 from hzexp.data.store import CATALOGUE_FILE, MANIFEST_FILE
 from hzexp.inference.catalogue import PredictionReport, predict_catalogue
+from hzexp.inference.cluster import cluster_client
 from hzexp.inference.errors import PredictionError
 from hzexp.inference.model import lookup_source, pinned_uri
 from hzexp.inference.output import read_predictions, read_provenance, write_catalogue
@@ -116,6 +118,16 @@ def predict_shards(data: list[str | Path], out: str | Path,
         raise PredictionError(f"{missing[0]}: not a dataset directory (no {MANIFEST_FILE})")
     check_unique_ids(shards)
     model_uri = pinned_uri(lookup_source(model_uri))
+    # one local cluster for every shard: its workers keep the model they loaded for the first
+    workers = options.pop("workers", None) if options.get("scheduler") is None else None
+    with cluster_client(workers, None) as cluster:
+        if cluster is not None:
+            options["scheduler"] = cluster.scheduler.address
+        return _predict_shards(shards, out, model_uri, overwrite, options)
+
+
+def _predict_shards(shards: list[Path], out: str | Path, model_uri: str, overwrite: bool,
+                    options: dict) -> ShardedReport:
     if is_directory_output(out):
         directory = Path(out)
         directory.mkdir(exist_ok=True)

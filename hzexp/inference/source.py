@@ -18,12 +18,12 @@ from hzexp._io import file_sha256, first_binary_table, is_fits, open_fits
 from hzexp.data.kids.official import OFFICIAL_Z_COLUMN, find_image_column, read_official_table
 from hzexp.data.store import MANIFEST_FILE, Dataset, DatasetError
 from hzexp.inference.errors import PredictionError
-from hzexp.inference.model import PredictionModel
+from hzexp.inference.model import ModelFacts
 
 CONVERTED_DATASET = "dataset"
 
 
-def open_data(data: Path, model: PredictionModel, work_dir: Path, progress: bool) -> Dataset:
+def open_data(data: Path, model: ModelFacts, work_dir: Path, progress: bool) -> Dataset:
     """The dataset to predict, checked against the model before any pixel is read.
 
     For a FITS table the stamp size is read from its header first, so a model whose cutout

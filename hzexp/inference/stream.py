@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from hzexp.background import in_background
-from hzexp.data.pipeline import magnitudes
 from hzexp.data.store import Dataset
 
 
@@ -35,7 +34,7 @@ def read_chunk(dataset: Dataset, first: int, stop: int) -> Chunk:
     """Catalogue rows [first, stop) with their stamps, magnitudes and PSF FWHMs."""
     rows = np.arange(first, stop)
     return Chunk(first, dataset.catalogue.iloc[rows].reset_index(drop=True),
-                 dataset.read_images(rows), magnitudes(dataset, rows), dataset.psf_array[rows])
+                 dataset.read_images(rows), dataset.magnitude_array[rows], dataset.psf_array[rows])
 
 
 def prefetched_chunks(dataset: Dataset, ranges: list[tuple[int, int]], chunk_size: int,

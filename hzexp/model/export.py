@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import keras
 
-from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS, tabular_columns
+from hzexp.data.store import IMAGE_BANDS, MAG_BANDS, PSF_COLUMNS, PSF_INPUT, tabular_columns
 from hzexp.model.pdf import CalibratedPdf
 from hzexp.model.preprocessing import CentreCrop, MagnitudeStandardiser, MinMaxNormalise
-
-#: The deployable model's input of PSF FWHMs (u, g, r, i arcsec), for a core with PSF inputs.
-PSF_INPUT = "psf_fwhm"
 
 
 def takes_psf(model: keras.Model) -> bool:

@@ -2,7 +2,9 @@
 
 `runs` (tracking URI, experiment, run tags, params, metrics, tables, figures), `models` (the
 logged model's signature, the serving pyfunc `HybridZPyfunc`, the baseline model) and
-`registry` (champion/challenger registration, resolving and looking up model URIs). The
+`registry` (champion/challenger registration, resolving and looking up model URIs);
+`callbacks` (the Keras callbacks that log a training) is imported from its module, so that
+importing the package does not import Keras. The
 names below are the package's public surface; `hzexp.tracking.HybridZPyfunc` is imported by
 every logged model's `pyfunc_model.py`, so it stays here.
 """
@@ -45,8 +47,6 @@ from hzexp.tracking.runs import (
                                    STUDY_TAG,
                                    TRIAL_STATE_TAG,
                                    WORKER_TAG,
-                                   ActiveRunRecorder,
-                                   EpochMetricsLogger,
                                    configure_tracking,
                                    end_killed_search_run,
                                    git_commit,
@@ -70,8 +70,8 @@ __all__ = [
     "BASELINE_ARTIFACT", "BASELINE_TRUSTED_TYPES", "BASELINE_URI_TAG", "CHALLENGER", "CHAMPION",
     "DATASET_CONTEXTS", "DATASET_DIGEST_LENGTH", "DATASET_SPLITS_TAG", "DEFAULT_EXPERIMENT",
     "DEFAULT_TRACKING_URI", "EPOCH_METRICS", "FAIL_FAST_HTTP", "KERAS_FILE", "MODEL_ARTIFACT",
-    "REGISTERED_MODEL", "STUDY_TAG", "TRIAL_STATE_TAG", "WORKER_TAG", "ActiveRunRecorder",
-    "EpochMetricsLogger", "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
+    "REGISTERED_MODEL", "STUDY_TAG", "TRIAL_STATE_TAG", "WORKER_TAG",
+    "HybridZPyfunc", "ModelLookupError", "ModelSource", "Registration",
     "configure_tracking", "end_killed_search_run", "git_commit", "load_baseline_for",
     "load_hybrid_z_pyfunc", "load_pyfunc", "log_baseline_model", "log_dataset_input",
     "log_deployable_model", "log_figures", "log_file", "log_frame", "log_metrics", "log_params",

@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from importlib.metadata import requires, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import mlflow
 import mlflow.sklearn
 import numpy as np
@@ -26,11 +26,12 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from packaging.requirements import Requirement
 
-from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, PSF_COLUMNS, physical_magnitudes
+from hzexp.data.store import IMAGE_BANDS, MAG_COLUMNS, PSF_COLUMNS, PSF_INPUT, physical_magnitudes
 from hzexp.evaluation.novelty import COVERAGE_COLUMN, TrainingCoverage
 from hzexp.evaluation.pdfs import SUMMARY_COLUMNS, PdfGrid, summaries
-from hzexp.model.export import PSF_INPUT, takes_psf
-from hzexp.model.pdf import CalibratedPdf
+
+if TYPE_CHECKING:  # Keras is imported where a model is loaded or logged: a cluster's
+    import keras  # driver, which does neither, then never starts TensorFlow
 
 MODEL_ARTIFACT = "model"
 KERAS_FILE = "hybrid_z.keras"
@@ -62,6 +63,8 @@ def model_signature(stored_size: int, pdf: bool = False, coverage: bool = False,
 def pdf_grid_of(model: keras.Model) -> PdfGrid | None:
     """The redshift grid of a deployable PDF model (its `CalibratedPdf` output carries
     z_max, its width the number of bins); None for a point model."""
+    from hzexp.model.pdf import CalibratedPdf
+
     layer = model.layers[-1]
     if not isinstance(layer, CalibratedPdf):
         return None
@@ -78,7 +81,9 @@ class HybridZPyfunc(mlflow.pyfunc.PythonModel):
     batch_size = 1024
 
     def load_context(self, context) -> None:
-        import hzexp.model  # noqa: F401  registers the custom layers
+        import keras
+
+        from hzexp.model.export import takes_psf  # hzexp.model registers the custom layers
 
         self.model = keras.saving.load_model(context.artifacts["keras_model"])
         self.pdf_grid = pdf_grid_of(self.model)
@@ -142,6 +147,8 @@ def log_deployable_model(deployable: keras.Model, stored_size: int,
                          coverage: TrainingCoverage | None = None) -> str:
     """Log the deployable model, with hzexp's code and pinned requirements (and a PDF
     model's training-coverage flag), under the active run; returns its `runs:/` URI."""
+    from hzexp.model.export import takes_psf
+
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = {"keras_model": str(Path(tmp) / KERAS_FILE)}
         deployable.save(artifacts["keras_model"])

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import keras
 import mlflow
 import pandas as pd
 
@@ -210,16 +209,6 @@ def log_parquet(frame: pd.DataFrame, name: str) -> None:
         mlflow.log_artifact(str(path), artifact_path="data")
 
 
-class EpochMetricsLogger(keras.callbacks.Callback):
-    """Log Keras' per-epoch metrics (`loss val_loss mae mse r2`, train and validation),
-    validation SMAD (and a PDF model's validation CRPS) and, when a schedule changes it, the
-    learning rate."""
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        mlflow.log_metrics({k: float(logs[k]) for k in EPOCH_METRICS if k in logs}, step=epoch)
-
-
 def log_params(params: dict[str, Any]) -> None:
     """Log params, lists as their string form (MLflow params are strings).
 
@@ -250,15 +239,6 @@ def log_figures(figures: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_figures(figures, Path(tmp))
         mlflow.log_artifacts(tmp, artifact_path="figures")
-
-
-class ActiveRunRecorder(keras.callbacks.Callback):
-    """Remember the MLflow run a training belongs to, to tag it after it has ended."""
-
-    run_id: str | None = None
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.run_id = mlflow.active_run().info.run_id
 
 
 def running_search_runs(study_name: str) -> dict[str, str]:

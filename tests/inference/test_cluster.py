@@ -39,11 +39,19 @@ def client(champion):
 @pytest.mark.slow
 def test_a_local_cluster_predicts_what_the_process_predicts(champion, reference, tmp_path):
     out = tmp_path / "photoz.parquet"
-    report = predict_catalogue(champion["dataset"].path, out, chunk_size=CHUNK, workers=2,
-                               progress=False)
+    # the driver in a process of its own, to see what it imported: only the workers load
+    # the model, so the driver never starts Keras (and TensorFlow)
+    driver = ("import sys\n"
+              "from hzexp.inference import predict_catalogue\n"
+              f"report = predict_catalogue({str(champion['dataset'].path)!r}, {str(out)!r}, "
+              f"chunk_size={CHUNK}, workers=2, progress=False)\n"
+              "print(report.n_galaxies, sorted({'keras', 'tensorflow', 'jax'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True,
+                          timeout=300, check=True)
     frame, metadata = read_predictions(out)
     pd.testing.assert_frame_equal(frame, reference[0])
-    assert metadata == reference[1] and report.n_galaxies == len(frame)
+    assert metadata == reference[1]
+    assert done.stdout.splitlines()[-1] == f"{len(frame)} []"
     assert leftovers(tmp_path) == ["photoz.parquet"]
 
 

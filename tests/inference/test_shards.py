@@ -46,6 +46,27 @@ def test_shards_predict_as_one_catalogue_in_one_file(shards, whole, tmp_path):
     assert leftovers(tmp_path) == ["photoz.parquet"]
 
 
+@pytest.mark.slow
+def test_shards_on_a_local_cluster_share_one_cluster_and_predict_the_same(shards, whole,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    import dask.distributed
+
+    started = []
+
+    class CountedCluster(dask.distributed.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            started.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", CountedCluster)
+    out = tmp_path / "photoz.parquet"
+    predict_shards(shards, out, progress=False, chunk_size=64, workers=2)
+    pd.testing.assert_frame_equal(read_predictions(out)[0], whole)
+    assert len(started) == 1  # not one cluster (and model load) per shard
+    assert leftovers(tmp_path) == ["photoz.parquet"]
+
+
 def test_a_directory_output_is_one_parquet_file_per_shard_read_as_one_table(shards, whole,
                                                                            tmp_path):
     import dask.dataframe as dd
