@@ -12,16 +12,15 @@ libraries' start-up chatter appears only with `--verbose` or HZEXP_VERBOSE=1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
-import tempfile
-import warnings
 
+from hzexp import chatter
 from hzexp.config import ConfigError
 from hzexp.data.store import DatasetError
 from hzexp.inference.errors import PredictionError
+from hzexp.inference.forkserver import start_fork_server
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -254,32 +253,21 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="study name (default: <pipeline name>-<space name>)")
 
 
-#: Library notices that say nothing a user can act on: Optuna's ExperimentalWarning (that
-#: heartbeats and trial retries are experimental), MLflow's advice to type-hint `predict`
-#: and to give an input example (the model has an explicit signature). MLflow shows its
-#: notices under a warning filter of its own, so they are dropped where warnings are shown.
-_NOTICE_CATEGORY = "ExperimentalWarning"
-_NOTICES = ("Add type hints to the `predict` method",
-            "An input example was not provided when logging the model")
-_show_warning = warnings.showwarning
-#: MLflow's own knobs for its INFO lines (store creation, new experiment) and its artifact
-#: download bars. Optuna's one line per trial and Keras' per epoch are progress and stay.
-_QUIET_MLFLOW = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    verbose = args.verbose or os.environ.get("HZEXP_VERBOSE", "") not in ("", "0")
+    if args.verbose:
+        os.environ["HZEXP_VERBOSE"] = "1"  # for the processes it starts: Dask's workers
+    verbose = chatter.is_verbose()
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
-        logging.getLogger("hzexp").setLevel(logging.INFO)
-        for name, value in {"TF_CPP_MIN_LOG_LEVEL": "2", **_QUIET_MLFLOW}.items():
-            os.environ.setdefault(name, value)
-        warnings.showwarning = _show_warning_unless_notice
-        if getattr(args, "keras_backend", False):
-            with _native_start_up_hidden():
-                _start_backend()
+        chatter.hold_back()
+    if getattr(args, "workers", None) and getattr(args, "scheduler", None) is None:
+        # its workers' imports (~6 s on 2 cores) run beside this process's own
+        start_fork_server()
+    if getattr(args, "keras_backend", False) and not verbose and not _on_a_cluster(args):
+        with chatter.native_start_up_hidden():
+            chatter.start_keras_backend()
     try:
         args.handler(args)
     except (ConfigError, DatasetError, PredictionError) as err:
@@ -288,40 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_backend() -> None:
-    """Import Keras and, on its TensorFlow backend, let TensorFlow find its devices, so that
-    their start-up lines come now, while they are held back. Another backend (JAX) runs
-    without TensorFlow installed."""
-    import keras
-
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-
-
-def _show_warning_unless_notice(message, category, filename, lineno, file=None, line=None):
-    if category.__name__ != _NOTICE_CATEGORY and not any(n in str(message) for n in _NOTICES):
-        _show_warning(message, category, filename, lineno, file, line)
-
-
-@contextlib.contextmanager
-def _native_start_up_hidden():
-    """Hold back what native code writes to stderr while the block runs; if it fails, show it
-    all. TensorFlow's import logs oneDNN, CUDA and CPU-feature lines through absl before any
-    log level applies (TF_CPP_MIN_LOG_LEVEL cannot hide them), and its device discovery an
-    E-level `cuInit` line on a machine without a GPU; later C++ errors still show."""
-    sys.stderr.flush()
-    real_stderr = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(real_stderr, 2)
-            held.seek(0)
-            os.write(2, held.read())
-            raise
-        finally:
-            os.dup2(real_stderr, 2)
-            os.close(real_stderr)
+def _on_a_cluster(args: argparse.Namespace) -> bool:
+    """Whether the command only drives a Dask cluster, whose workers load the model: then
+    this process never starts Keras (and TensorFlow)."""
+    return bool(getattr(args, "workers", None) or getattr(args, "scheduler", None))

@@ -29,7 +29,12 @@ from hzexp.evaluation.novelty import COVERAGE_COLUMN
 from hzexp.evaluation.tables import photoz_table, subsample_metrics
 from hzexp.inference.cluster import cluster_client, model_on_cluster, predict_on_cluster
 from hzexp.inference.errors import PredictionError
-from hzexp.inference.model import ModelFacts, PredictionModel, load_prediction_model
+from hzexp.inference.model import (
+    ModelFacts,
+    PredictionModel,
+    load_prediction_model,
+    lookup_source,
+)
 from hzexp.inference.output import (
     catalogue_columns,
     read_predictions,
@@ -135,10 +140,12 @@ def predict_catalogue(data: str | Path, out: str | Path, model_uri: str = DEFAUL
         raise PredictionError(f"{pdf_out}: not a file path in an existing directory")
     targets = [out, *([stats_path(out)] if evaluate else []), *([pdf_out] if pdf_out else [])]
     replaced_hash = check_targets(data, targets, overwrite)
+    # on a cluster only the workers load the model (the driver holds its facts); its version
+    # is resolved first, while a local cluster's fork server imports the workers' modules
+    source = lookup_source(model_uri) if workers or scheduler else None
     with output_lock(out), cluster_client(workers, scheduler) as cluster:
-        # on a cluster only the workers load the model (the driver holds its facts)
         model = (load_prediction_model(model_uri) if cluster is None
-                 else model_on_cluster(cluster, model_uri))
+                 else model_on_cluster(cluster, source))
         if pdf_out is not None and model.pdf_grid is None:
             raise PredictionError(f"--pdf-out {pdf_out}: model {model.label} gives point "
                                   "estimates, not PDFs")

@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hzexp import tracking
+from hzexp import chatter, tracking
 from hzexp.data.store import Dataset
 from hzexp.inference.errors import PredictionError
+from hzexp.inference.forkserver import forked_workers
 from hzexp.inference.model import (
     ModelFacts,
     PredictionModel,
@@ -80,6 +81,9 @@ def _worker_model(model_uri: str, registry_uri: str) -> PredictionModel:
     """The pinned model, loaded once per worker process from the driver's store."""
     def load() -> PredictionModel:
         os.environ["MLFLOW_TRACKING_URI"] = registry_uri
+        if not chatter.is_verbose():
+            with chatter.native_start_up_hidden():
+                chatter.start_keras_backend()
         return load_prediction_model(model_uri)
 
     return _loaded(("model", model_uri, registry_uri), load)
@@ -89,13 +93,12 @@ def _worker_model_facts(model_uri: str, registry_uri: str) -> ModelFacts:
     return _worker_model(model_uri, registry_uri).facts
 
 
-def model_on_cluster(client, model_uri: str) -> ModelFacts:
-    """Resolve `model_uri` to its pinned version here, have every worker of `client`'s
-    cluster load that version at once (each keeps it for its tasks) and return its facts
+def model_on_cluster(client, source: tracking.ModelSource) -> ModelFacts:
+    """Have every worker of `client`'s cluster load the pinned version of `source` (resolved
+    here, by `lookup_source`) at once, each keeping it for its tasks, and return its facts
     from the first to finish; a load failure is raised here (`PredictionError`)."""
     from dask.distributed import as_completed
 
-    source = lookup_source(model_uri)
     registry = tracking.registry_uri()
     workers = list(client.scheduler_info()["workers"]) or [None]
     loads = [client.submit(_worker_model_facts, pinned_uri(source), registry, pure=False,
@@ -160,32 +163,11 @@ def cluster_client(workers: int | None, scheduler: str | None) -> Iterator:
            "OMP_NUM_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # silence_logs: the nanny's shutdown notices ("still alive after 4 s, killing": TensorFlow
     # keeps its threads) are not the user's business; errors still show
-    with (_forked_from_one_import(),
+    with (forked_workers(),
           LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                        dashboard_address=None, env=env, silence_logs=logging.ERROR) as cluster,
           Client(cluster) as client):
         yield client
-
-
-@contextlib.contextmanager
-def _forked_from_one_import() -> Iterator[None]:
-    """Start (and restart) the local cluster's workers from a fork server that imported
-    hzexp's prediction code and Keras once, not each worker by itself.
-
-    Dask spawns fresh interpreters by default, and then every worker imports TensorFlow
-    and MLflow on its own, all at once: on 2 cores that made `--workers 2` take 41.8 s
-    where `hzexp predict` takes 31.7 s on 20k galaxies; from the fork server it took
-    29.1 s. Only modules are imported there (no model, no TensorFlow runtime), so the
-    forked workers start their runtimes afresh, with the thread counts of their `env`.
-    """
-    import dask
-    from distributed.utils import get_mp_context
-
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        # takes effect when the fork server starts (once a process, at the first worker)
-        get_mp_context().set_forkserver_preload(["distributed", "hzexp.inference.cluster",
-                                                 "keras"])
-        yield
 
 
 def predict_dask(client, data: str | Path, model_uri: str = "models:/hybrid-z@champion",
@@ -198,7 +180,7 @@ def predict_dask(client, data: str | Path, model_uri: str = "models:/hybrid-z@ch
     import dask
     import dask.dataframe as dd
 
-    model = model_on_cluster(client, model_uri)
+    model = model_on_cluster(client, lookup_source(model_uri))
     dataset = Dataset.open(data)
     model.check_stamps(dataset.stored_size, str(data))
     where = (str(dataset.path.resolve()), model.pinned_uri, tracking.registry_uri())
