@@ -38,18 +38,27 @@ def is_verbose() -> bool:
 
 def hold_back() -> None:
     """Quieten the libraries in this process and the processes it starts (their knobs are
-    environment variables, read when each library is first imported)."""
+    environment variables, read when each library is first imported), and drop their
+    notices from the warnings shown. Calling it again changes nothing."""
     logging.getLogger("hzexp").setLevel(logging.INFO)
     for name, value in _QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     show = warnings.showwarning
+    if getattr(show, "drops_notices", False):
+        return
 
     def show_unless_notice(message, category, *args, **kwargs):
         if category.__name__ != _NOTICE_CATEGORY and not any(n in str(message)
                                                              for n in _NOTICES):
             show(message, category, *args, **kwargs)
 
+    show_unless_notice.drops_notices = True
     warnings.showwarning = show_unless_notice
+
+
+def start_up_hidden_unless_verbose() -> contextlib.AbstractContextManager:
+    """`native_start_up_hidden`, or nothing held back when the user asked for `--verbose`."""
+    return contextlib.nullcontext() if is_verbose() else native_start_up_hidden()
 
 
 @contextlib.contextmanager

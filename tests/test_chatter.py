@@ -29,6 +29,9 @@ def test_notices_are_dropped_and_other_warnings_shown(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # a user's own setting stays
     chatter.hold_back()
+    dropping = warnings.showwarning
+    chatter.hold_back()  # the command's main() runs many times in one test process
+    assert warnings.showwarning is dropping
     warnings.showwarning("Add type hints to the `predict` method", UserWarning, "m.py", 1)
     warnings.showwarning("heartbeat is experimental", type("ExperimentalWarning", (Warning,), {}),
                          "o.py", 1)

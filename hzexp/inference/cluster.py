@@ -81,9 +81,8 @@ def _worker_model(model_uri: str, registry_uri: str) -> PredictionModel:
     """The pinned model, loaded once per worker process from the driver's store."""
     def load() -> PredictionModel:
         os.environ["MLFLOW_TRACKING_URI"] = registry_uri
-        if not chatter.is_verbose():
-            with chatter.native_start_up_hidden():
-                chatter.start_keras_backend()
+        with chatter.start_up_hidden_unless_verbose():
+            chatter.start_keras_backend()
         return load_prediction_model(model_uri)
 
     return _loaded(("model", model_uri, registry_uri), load)

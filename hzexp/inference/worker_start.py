@@ -7,7 +7,6 @@ Importing this module does that work: it is the fork server's preload, and nothi
 imports it.
 """
 
-import contextlib
 import importlib
 
 from hzexp import chatter
@@ -19,10 +18,9 @@ WORKER_MODULES = ("distributed", "keras", "mlflow.pyfunc",
 
 
 def _import_worker_modules() -> None:
-    quiet = not chatter.is_verbose()
-    if quiet:
+    if not chatter.is_verbose():
         chatter.hold_back()
-    with chatter.native_start_up_hidden() if quiet else contextlib.nullcontext():
+    with chatter.start_up_hidden_unless_verbose():
         for name in WORKER_MODULES:
             importlib.import_module(name)
 
